@@ -1,0 +1,3 @@
+from hrm_mlx.cli.main import main
+
+main()
