@@ -1,0 +1,37 @@
+"""The hrm-mlx command line. Commands live in their own modules; this one assembles them and maps errors the
+user can cause (HrmMlxError) to a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hrm_mlx.errors import HrmMlxError
+
+app = typer.Typer(
+    name="hrm-mlx",
+    help="Recursive reasoning models (HRM, TRM, FLARE) on MLX: solve, train and benchmark puzzle solvers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from hrm_mlx.cli import bench, doctor
+
+    for module in (doctor, bench):
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except HrmMlxError as error:
+        sys.stderr.write(f"hrm-mlx: error: {error}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("hrm-mlx: interrupted\n")
+        sys.exit(130)

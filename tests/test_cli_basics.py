@@ -1,0 +1,38 @@
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from hrm_mlx.cli.main import _register, app
+
+_register()
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("doctor", "bench"):
+        assert command in result.output
+
+
+def test_doctor_json_reports_environment_and_sgemm():
+    result = runner.invoke(app, ["doctor", "--json", "--size", "256"])
+    assert result.exit_code == 0
+    info = json.loads(result.output)
+    assert info["mlx"] and info["blas"] and info["sgemm_gflops"] > 0
+
+
+def test_module_entry_point_and_bad_option_exit_code():
+    ok = subprocess.run([sys.executable, "-m", "hrm_mlx", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "doctor" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "hrm_mlx", "doctor", "--size", "abc"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_unknown_recipe_is_a_one_line_error():
+    bad = subprocess.run([sys.executable, "-m", "hrm_mlx", "bench", "--model", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("hrm-mlx: error: unknown recipe 'nope'")
+    assert "Traceback" not in bad.stderr
