@@ -1,0 +1,602 @@
+"""Sudoku: the 9x9 puzzle of the HRM/TRM Sudoku-Extreme benchmark.
+
+What lives here: reading puzzles from the formats people use (81-char strings, 9x9 text grids, JSON, JSONL,
+the sapientinc/sudoku-extreme CSV), the official token encoding, a checker, an exact solver, a generator of
+unique-solution puzzles and the official augmentation. Pure numpy on purpose: no mlx import, so data
+preparation and tests run anywhere and fast.
+
+Official encoding (HRM dataset/build_sudoku_dataset.py): token = digit + 1 with a blank as digit 0, so
+0 = pad (never produced), 1 = blank, 2..10 = digits 1..9. Labels are the full solution (tokens 2..10), so
+every cell is supervised, givens included.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from hrm_mlx.errors import HrmMlxError
+
+NAME = "sudoku"
+VOCAB_SIZE = 11  # 0 pad, 1 blank, 2..10 = digits 1..9
+SEQ_LEN = 81
+PAD_TOKEN = 0
+BLANK_TOKEN = 1
+
+BLANK_CHARS = ".0_*-"  # '-' only inside a row: a line made of dashes alone is a separator line
+_SEPARATOR_CHARS = frozenset("-+=|─│┼━┃╋")
+_DELETED_IN_ROWS = str.maketrans("", "", "|│,")
+_GRID_KEYS = ("grid", "puzzle", "question")
+_SOLUTION_KEYS = ("solution", "answer")
+_DETECTION_LIMIT = 1 << 20  # looks_like() reads at most this many characters of line-oriented text
+
+# ASCII byte -> cell value (0 blank, 1..9 digit); 255 marks a symbol that is not a cell.
+_CELL_OF_BYTE = np.full(256, 255, dtype=np.uint8)
+for _digit in range(1, 10):
+    _CELL_OF_BYTE[ord(str(_digit))] = _digit
+for _blank in BLANK_CHARS:
+    _CELL_OF_BYTE[ord(_blank)] = 0
+
+
+@dataclass(eq=False)
+class SudokuPuzzle:
+    """A puzzle: grid [9,9] int8 with 0 = blank; `solution` [9,9] int8 when the input carried the answer."""
+
+    grid: np.ndarray
+    solution: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.grid = _as_digit_grid(self.grid, "puzzle")
+        if self.solution is not None:
+            self.solution = _as_digit_grid(self.solution, "solution")
+
+
+def _as_digit_grid(values, what: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu" or (array.size and (array.min() < 0 or array.max() > 9)):
+        raise HrmMlxError(f"sudoku {what} cells must be whole numbers 0-9 (0 = blank)")
+    return array.astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse(text: str) -> list[SudokuPuzzle]:
+    """Every puzzle in `text`: 81-char lines, 9x9 text grids (optional '|', '+---+', '---' separator lines),
+    JSON objects / lists / 9x9 int arrays, JSONL, or CSV with a header naming `question` (and optionally
+    `answer`). A known answer is kept as `puzzle.solution`."""
+    return _parse(text, complete_tail=True)
+
+
+def _parse(text: str, complete_tail: bool) -> list[SudokuPuzzle]:
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    stripped = text.strip()
+    if not stripped:
+        raise HrmMlxError("empty input: no sudoku puzzle found")
+    if stripped[0] in "{[":
+        puzzles = _parse_json(text)
+    elif _is_csv_header(stripped.split("\n", 1)[0]):
+        puzzles = _parse_csv(text)
+    else:
+        puzzles = _parse_text(text, complete_tail)
+    if not puzzles:
+        raise HrmMlxError("no sudoku puzzle found in the input")
+    return puzzles
+
+
+def looks_like(text: str) -> bool:
+    """True when `text` parses as Sudoku. Large line-oriented inputs are judged on their first megabyte."""
+    sample = text
+    if len(text) > _DETECTION_LIMIT and not text.lstrip().startswith("["):
+        sample = _cut_at_line_boundary(text[:_DETECTION_LIMIT])
+    try:
+        return len(_parse(sample, complete_tail=False)) > 0
+    except HrmMlxError:
+        return False
+
+
+def _cut_at_line_boundary(head: str) -> str:
+    cut = head.rfind("\n\n")
+    return head[:cut] if cut > 0 else head[: max(head.rfind("\n"), 0)]
+
+
+def _is_csv_header(line: str) -> bool:
+    return "question" in [field.strip().strip('"').lower() for field in line.split(",")]
+
+
+def _cells(content: str, where: str) -> np.ndarray:
+    """Cell values of a string holding only cell symbols (separators and whitespace already removed)."""
+    raw = content.encode("utf-8")
+    values = _CELL_OF_BYTE[np.frombuffer(raw, dtype=np.uint8)]
+    if len(raw) != len(content) or (values == 255).any():
+        bad = next(ch for ch in content if not ch.isascii() or _CELL_OF_BYTE[ord(ch)] == 255)
+        raise HrmMlxError(f"{where}: unknown sudoku symbol {bad!r} (use digits 1-9, blanks '.' '0' '_')")
+    return values.astype(np.int8)
+
+
+def _row_content(line: str) -> str:
+    return "".join(line.split()).translate(_DELETED_IN_ROWS)
+
+
+def _is_separator(line: str) -> bool:
+    squeezed = "".join(line.split())
+    return bool(squeezed) and set(squeezed) <= _SEPARATOR_CHARS
+
+
+def _parse_text(text: str, complete_tail: bool = True) -> list[SudokuPuzzle]:
+    """A line holds either a whole puzzle (81 cells) or one grid row (9 cells); 9 rows make a puzzle.
+    Blank and separator lines are skipped, so blank lines may also split bands or puzzles."""
+    puzzles: list[SudokuPuzzle] = []
+    rows: list[np.ndarray] = []
+    grid_start = 0
+    for line_no, line in enumerate(text.splitlines(), 1):
+        content = _row_content(line)
+        if not content or _is_separator(line):
+            continue
+        cells = _cells(content, f"line {line_no}")
+        if len(cells) == 81 and not rows:
+            puzzles.append(SudokuPuzzle(cells.reshape(9, 9)))
+            continue
+        if len(cells) != 9:
+            inside = f" (inside the grid that starts at line {grid_start})" if rows else ""
+            raise HrmMlxError(
+                f"line {line_no}: found {len(cells)} cells{inside}; a line holds a grid row (9 cells) "
+                "or a whole puzzle (81)"
+            )
+        if not rows:
+            grid_start = line_no
+        rows.append(cells)
+        if len(rows) == 9:
+            puzzles.append(SudokuPuzzle(np.stack(rows)))
+            rows = []
+    if rows and complete_tail:
+        raise HrmMlxError(f"the grid starting at line {grid_start} has {len(rows)} rows; a sudoku has 9")
+    return puzzles
+
+
+def _parse_csv(text: str) -> list[SudokuPuzzle]:
+    """sapientinc/sudoku-extreme rows: source,question,answer,rating ('.' = blank); only `question` is required."""
+    reader = csv.DictReader(io.StringIO(text.strip()))
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    puzzles = []
+    for row in reader:
+        where = f"CSV line {reader.line_num}"
+        question = row.get("question")
+        if not question:
+            raise HrmMlxError(f"{where}: the question field is missing or empty")
+        grid = _grid_from_string(question, where)
+        answer = row.get("answer")
+        solution = _grid_from_string(answer, f"{where}, answer") if answer else None
+        puzzles.append(SudokuPuzzle(grid, solution=solution))
+    return puzzles
+
+
+def _grid_from_string(text: str, where: str) -> np.ndarray:
+    """One puzzle from a string: 81 cells on one line or a multi-line grid."""
+    if "\n" in text.strip():
+        puzzles = _parse_text(text)
+        if len(puzzles) != 1:
+            raise HrmMlxError(f"{where}: expected one sudoku grid, found {len(puzzles)}")
+        return puzzles[0].grid
+    cells = _cells(_row_content(text), where)
+    if len(cells) != 81:
+        raise HrmMlxError(f"{where}: a sudoku has 81 cells, found {len(cells)}")
+    return cells.reshape(9, 9)
+
+
+# JSON ----------------------------------------------------------------------------------------------------------
+
+
+def _load_json_documents(text: str) -> list[tuple[str, object]]:
+    """[(where, document)]: one JSON document, or one per line for JSONL."""
+    try:
+        return [("JSON", json.loads(text))]
+    except json.JSONDecodeError as whole_error:
+        lines = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if len(lines) < 2 or not all(line.lstrip().startswith("{") for _, line in lines):
+            raise HrmMlxError(
+                f"malformed JSON: {whole_error.msg} (line {whole_error.lineno}, column {whole_error.colno})"
+            ) from None
+    documents = []
+    for line_no, line in lines:
+        try:
+            documents.append((f"line {line_no}", json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise HrmMlxError(f"malformed JSON on line {line_no}: {error.msg} (column {error.colno})") from None
+    return documents
+
+
+def _parse_json(text: str) -> list[SudokuPuzzle]:
+    puzzles = []
+    for where, document in _load_json_documents(text):
+        if isinstance(document, list) and not _is_single_grid(document):
+            for index, entry in enumerate(document, 1):
+                puzzles.append(_puzzle_from_json(entry, f"{where} entry {index}"))
+        else:
+            puzzles.append(_puzzle_from_json(document, where))
+    return puzzles
+
+
+def _is_single_grid(value: list) -> bool:
+    """A bare 9x9 array, 9 row strings or 81 numbers, rather than a list of puzzles."""
+    if len(value) == 9 and all(isinstance(row, list) for row in value):
+        return True
+    if len(value) == 9 and all(isinstance(row, str) and len(_row_content(row)) == 9 for row in value):
+        return True
+    return len(value) == 81 and all(v is None or isinstance(v, int) for v in value)
+
+
+def _puzzle_from_json(entry, where: str) -> SudokuPuzzle:
+    if not isinstance(entry, dict):
+        return SudokuPuzzle(_grid_from_json_value(entry, where))
+    task = entry.get("task", NAME)
+    if task != NAME:
+        raise HrmMlxError(f"{where}: task is {task!r}, not {NAME!r}")
+    grid_key = next((key for key in _GRID_KEYS if key in entry), None)
+    if grid_key is None:
+        raise HrmMlxError(f"{where}: no sudoku grid (expected a key among {', '.join(_GRID_KEYS)})")
+    grid = _grid_from_json_value(entry[grid_key], where)
+    solution_key = next((key for key in _SOLUTION_KEYS if entry.get(key) is not None), None)
+    solution = _grid_from_json_value(entry[solution_key], f"{where}, {solution_key}") if solution_key else None
+    return SudokuPuzzle(grid, solution=solution)
+
+
+def _grid_from_json_value(value, where: str) -> np.ndarray:
+    if isinstance(value, str):
+        return _grid_from_string(value, where)
+    if not isinstance(value, list):
+        raise HrmMlxError(f"{where}: a sudoku grid is a string or 9 lists of 9 numbers, got {type(value).__name__}")
+    if len(value) == 9 and all(isinstance(row, str) for row in value):
+        return _grid_from_string("\n".join(value), where)
+    if len(value) == 9 and all(isinstance(row, list) and len(row) == 9 for row in value):
+        flat = [cell for row in value for cell in row]
+    elif len(value) == 81 and not any(isinstance(cell, list) for cell in value):
+        flat = value
+    else:
+        raise HrmMlxError(f"{where}: a sudoku grid is 9 lists of 9 numbers (0 = blank)")
+    for cell in flat:
+        if cell is not None and (isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell <= 9):
+            raise HrmMlxError(f"{where}: sudoku cells are numbers 0-9 (0 = blank), got {cell!r}")
+    return np.array([cell or 0 for cell in flat], dtype=np.int8).reshape(9, 9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rules, validation, checking
+
+_ROWS = [np.arange(9) + 9 * r for r in range(9)]
+_COLS = [np.arange(0, 81, 9) + c for c in range(9)]
+_BOXES = [np.array([(3 * (b // 3) + i // 3) * 9 + 3 * (b % 3) + i % 3 for i in range(9)]) for b in range(9)]
+_UNITS = (
+    [(f"row {i + 1}", cells) for i, cells in enumerate(_ROWS)]
+    + [(f"column {i + 1}", cells) for i, cells in enumerate(_COLS)]
+    + [(f"box {i + 1}", cells) for i, cells in enumerate(_BOXES)]
+)
+
+
+def _first_duplicate(grid: np.ndarray) -> str | None:
+    """'row 3 has two 5s' for the first unit repeating a digit (blanks ignored), else None."""
+    flat = grid.reshape(81)
+    for unit_name, cells in _UNITS:
+        counts = np.bincount(flat[cells], minlength=10)
+        counts[0] = 0
+        if counts.max() > 1:
+            digit = int(counts.argmax())
+            return f"{unit_name} has {counts[digit]} {digit}s"
+    return None
+
+
+def validate(puzzle: SudokuPuzzle) -> None:
+    """Raise HrmMlxError when the puzzle cannot be used: wrong shape or givens that already conflict
+    (and, when an answer came with it, an answer that does not solve it)."""
+    if puzzle.grid.shape != (9, 9):
+        raise HrmMlxError(f"a sudoku grid is 9x9, got {'x'.join(map(str, puzzle.grid.shape))}")
+    conflict = _first_duplicate(puzzle.grid)
+    if conflict:
+        raise HrmMlxError(f"the givens conflict: {conflict}")
+    if puzzle.solution is not None:
+        ok, reason = check(puzzle, puzzle.solution)
+        if not ok:
+            raise HrmMlxError(f"the answer given with the puzzle is wrong: {reason}")
+
+
+def check(puzzle: SudokuPuzzle, answer: np.ndarray) -> tuple[bool, str]:
+    """(True, "solved") when `answer` keeps every given and fills the grid so that every row, column and box
+    holds 1..9 once; otherwise (False, the first problem found)."""
+    answer = np.asarray(answer)
+    if answer.shape != (9, 9):
+        return False, f"the answer is {'x'.join(map(str, answer.shape))}, not 9x9"
+    if answer.min() < 0 or answer.max() > 9:
+        return False, "answer cells must be digits 1-9"
+    for r, c in np.argwhere(answer == 0):
+        return False, f"row {r + 1}, column {c + 1} is blank"
+    for r, c in np.argwhere((puzzle.grid != 0) & (puzzle.grid != answer)):
+        return False, f"the given {puzzle.grid[r, c]} at row {r + 1}, column {c + 1} became {answer[r, c]}"
+    duplicate = _first_duplicate(answer.astype(np.int64))
+    if duplicate:
+        return False, duplicate
+    return True, "solved"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode(puzzle: SudokuPuzzle) -> np.ndarray:
+    """Official input tokens int32 [81]: blank -> 1, digit d -> d + 1."""
+    return puzzle.grid.reshape(SEQ_LEN).astype(np.int32) + 1
+
+
+def encode_answer(answer: np.ndarray) -> np.ndarray:
+    """Official label tokens int32 [81] of a solved grid (digits 1..9 -> tokens 2..10)."""
+    return np.asarray(answer).reshape(SEQ_LEN).astype(np.int32) + 1
+
+
+def decode(tokens: np.ndarray, puzzle: SudokuPuzzle | None = None) -> np.ndarray:
+    """Answer grid [9,9] int8 of digits from tokens [81]; pad, blank or out-of-range tokens become 0 (blank),
+    which the checker then reports. `puzzle` is accepted for symmetry with the other tasks."""
+    tokens = np.asarray(tokens).reshape(SEQ_LEN)
+    digits = np.where((tokens >= 2) & (tokens <= 10), tokens - 1, 0)
+    return digits.astype(np.int8).reshape(9, 9)
+
+
+def to_text(item: SudokuPuzzle | np.ndarray, compact: bool = False) -> str:
+    """Plain text ('.' = blank): 9 lines of 9 characters, or one 81-character line when `compact`."""
+    grid = item.grid if isinstance(item, SudokuPuzzle) else np.asarray(item)
+    rows = ["".join(str(int(v)) if 1 <= v <= 9 else "." for v in row) for row in grid.reshape(9, 9)]
+    return "".join(rows) if compact else "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exact solver: depth-first search over bitmasks, always branching on the cell with the fewest candidates.
+# Digit d is bit (d - 1) of a 9-bit mask; rows/cols/boxes hold the digits already used in each unit.
+
+_FULL_MASK = 0x1FF
+_POPCOUNT = [bin(mask).count("1") for mask in range(512)]
+_ROW_OF = [cell // 9 for cell in range(81)]
+_COL_OF = [cell % 9 for cell in range(81)]
+_BOX_OF = [(cell // 27) * 3 + (cell % 9) // 3 for cell in range(81)]
+
+
+class _Search:
+    def __init__(self, grid: np.ndarray, rng: np.random.Generator | None = None):
+        self.cells = [0] * 81  # bit of the digit in each cell, 0 = empty
+        self.rows, self.cols, self.boxes = [0] * 9, [0] * 9, [0] * 9
+        self.empties: list[int] = []
+        self.rng = rng  # when set, candidates are tried in random order (used to make random full grids)
+        self.first_solution: list[int] | None = None
+        self.consistent = True
+        for cell, digit in enumerate(np.asarray(grid).reshape(81).tolist()):
+            if digit == 0:
+                self.empties.append(cell)
+                continue
+            bit = 1 << (digit - 1)
+            r, c, b = _ROW_OF[cell], _COL_OF[cell], _BOX_OF[cell]
+            if (self.rows[r] | self.cols[c] | self.boxes[b]) & bit:
+                self.consistent = False
+            self.rows[r] |= bit
+            self.cols[c] |= bit
+            self.boxes[b] |= bit
+            self.cells[cell] = bit
+
+    def count(self, limit: int) -> int:
+        return self._search(limit) if self.consistent else 0
+
+    def solution_grid(self) -> np.ndarray:
+        return np.array([bit.bit_length() for bit in self.first_solution], dtype=np.int8).reshape(9, 9)
+
+    def _candidate_bits(self, free: int) -> list[int]:
+        if self.rng is None:
+            return [1 << d for d in range(9) if free >> d & 1]
+        return [1 << int(d) for d in self.rng.permutation(9) if free >> d & 1]
+
+    def _search(self, limit: int) -> int:
+        empties = self.empties
+        if not empties:
+            if self.first_solution is None:
+                self.first_solution = list(self.cells)
+            return 1
+        rows, cols, boxes = self.rows, self.cols, self.boxes
+        best_index, best_free, best_count = -1, 0, 10
+        for index, cell in enumerate(empties):
+            free = _FULL_MASK & ~(rows[_ROW_OF[cell]] | cols[_COL_OF[cell]] | boxes[_BOX_OF[cell]])
+            count = _POPCOUNT[free]
+            if count < best_count:
+                best_index, best_free, best_count = index, free, count
+                if count <= 1:
+                    break
+        if best_count == 0:
+            return 0
+        # Swap-remove the chosen cell (O(1)); it is put back in the same place before returning.
+        cell = empties[best_index]
+        empties[best_index] = empties[-1]
+        empties.pop()
+        r, c, b = _ROW_OF[cell], _COL_OF[cell], _BOX_OF[cell]
+        found = 0
+        for bit in self._candidate_bits(best_free):
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            self.cells[cell] = bit
+            found += self._search(limit - found)
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+            if found >= limit:
+                break
+        self.cells[cell] = 0
+        empties.append(cell)
+        empties[best_index], empties[-1] = empties[-1], empties[best_index]
+        return found
+
+
+def _grid_of(item: SudokuPuzzle | np.ndarray) -> np.ndarray:
+    return item.grid if isinstance(item, SudokuPuzzle) else _as_digit_grid(item, "grid").reshape(9, 9)
+
+
+def count_solutions(grid: SudokuPuzzle | np.ndarray, limit: int = 2) -> int:
+    """Number of solutions, counting stops at `limit` (limit=2 answers "is it unique?"). 0 if the givens
+    conflict or the puzzle has no solution."""
+    return _Search(_grid_of(grid)).count(limit)
+
+
+def solve(grid: SudokuPuzzle | np.ndarray) -> np.ndarray | None:
+    """A solution [9,9] int8, or None when there is none."""
+    search = _Search(_grid_of(grid))
+    return search.solution_grid() if search.count(1) else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generator
+
+MIN_GIVENS = 17  # no 16-clue sudoku has a unique solution; digging below ~22 takes many attempts
+
+
+def random_full_grid(rng: np.random.Generator) -> np.ndarray:
+    """A random complete sudoku [9,9] int8: the first solution of the empty grid when candidates are tried in
+    random order (varied, though not exactly uniform over all grids)."""
+    search = _Search(np.zeros((9, 9), dtype=np.int8), rng=rng)
+    search.count(1)
+    return search.solution_grid()
+
+
+def _dig_holes(solution: np.ndarray, target_givens: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Blank cells of `solution` in a random order while the puzzle keeps a unique solution; None if it
+    gets stuck above `target_givens` (the puzzle became minimal first).
+
+    Speed trick: uniqueness is monotone (blanking more cells never removes solutions), so instead of
+    testing cells one by one we binary-search the longest run of the order that can be blanked together;
+    this gives exactly the greedy result with O(log n) solver calls per cell that has to stay."""
+    flat = solution.reshape(81).copy()
+    order = rng.permutation(81)
+    still_needed = 81 - target_givens
+    position = 0
+    while still_needed > 0 and position < 81:
+        run = order[position : position + still_needed]
+        blankable = _longest_blankable_prefix(flat, run)
+        flat[run[:blankable]] = 0
+        still_needed -= blankable
+        position += blankable + (1 if still_needed else 0)  # the next cell must stay a given
+    return flat.reshape(9, 9) if still_needed == 0 else None
+
+
+def _longest_blankable_prefix(flat: np.ndarray, run: np.ndarray) -> int:
+    def unique_without(count: int) -> bool:
+        trial = flat.copy()
+        trial[run[:count]] = 0
+        return count_solutions(trial, limit=2) == 1
+
+    if unique_without(len(run)):
+        return len(run)
+    good, bad = 0, len(run)  # invariant: blanking `good` cells keeps uniqueness, `bad` cells breaks it
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if unique_without(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _givens_range(givens: int | tuple[int, int]) -> tuple[int, int]:
+    low, high = (givens, givens) if isinstance(givens, (int, np.integer)) else givens
+    if not MIN_GIVENS <= low <= high <= 81:
+        raise HrmMlxError(f"givens must lie in {MIN_GIVENS}..81 (low <= high), got {givens}")
+    return int(low), int(high)
+
+
+def make_puzzle(target_givens: int, rng: np.random.Generator, max_attempts: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """(puzzle, solution) grids with exactly `target_givens` givens and a unique solution."""
+    for _ in range(max_attempts):
+        solution = random_full_grid(rng)
+        puzzle = _dig_holes(solution, target_givens, rng)
+        if puzzle is not None:
+            return puzzle, solution
+    raise HrmMlxError(
+        f"no unique sudoku with {target_givens} givens after {max_attempts} random grids; ask for more givens"
+    )
+
+
+def generate(
+    n: int, rng: np.random.Generator, givens: int | tuple[int, int] = (30, 45), max_attempts: int = 500
+) -> list[tuple[SudokuPuzzle, np.ndarray]]:
+    """n random unique-solution puzzles as (puzzle, solution) pairs (the puzzle also carries the solution).
+
+    `givens` is an exact count or an inclusive (low, high) range drawn per puzzle. Random digging reaches
+    30 givens on almost every grid (~5-8 ms per puzzle), 24 on many (~75 ms), 22 on few (~2 s per puzzle);
+    below that it rarely succeeds, and `max_attempts` grids without success raise HrmMlxError."""
+    low, high = _givens_range(givens)
+    pairs = []
+    for _ in range(n):
+        grid, solution = make_puzzle(int(rng.integers(low, high + 1)), rng, max_attempts)
+        pairs.append((SudokuPuzzle(grid, solution=solution), solution))
+    return pairs
+
+
+def generate_batch(
+    n: int, rng: np.random.Generator, givens: int | tuple[int, int] = (30, 45)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) int32 [n, 81] in the official encoding, ready for training."""
+    pairs = generate(n, rng, givens)
+    inputs = np.stack([encode(puzzle) for puzzle, _ in pairs]) if pairs else np.zeros((0, SEQ_LEN), np.int32)
+    labels = np.stack([encode_answer(sol) for _, sol in pairs]) if pairs else np.zeros((0, SEQ_LEN), np.int32)
+    return inputs, labels
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Augmentation (official build_sudoku_dataset.py shuffle_sudoku): relabel digits (blank fixed), transpose with
+# p = 0.5, shuffle the bands and the rows inside each band, shuffle the stacks and the columns inside each stack.
+# All of these map sudokus to sudokus, so one transform applied to puzzle and solution keeps them consistent.
+
+
+@dataclass(frozen=True, eq=False)
+class SudokuTransform:
+    cell_order: np.ndarray  # [81]: cell i of the transformed grid is cell cell_order[i] of the original
+    token_map: np.ndarray  # [VOCAB_SIZE]: original token -> transformed token (pad and blank fixed)
+
+
+def random_transform(rng: np.random.Generator) -> SudokuTransform:
+    digit_perm = rng.permutation(9)  # digit d -> digit_perm[d - 1] + 1
+    transpose = rng.random() < 0.5
+    row_order = np.concatenate([3 * band + rng.permutation(3) for band in rng.permutation(3)])
+    col_order = np.concatenate([3 * stack + rng.permutation(3) for stack in rng.permutation(3)])
+    rows, cols = np.meshgrid(row_order, col_order, indexing="ij")
+    # As the official code: transpose first, then pick rows/cols, so new[r, c] = old.T[row_order[r], col_order[c]].
+    cell_order = (cols * 9 + rows) if transpose else (rows * 9 + cols)
+    token_map = np.concatenate([[PAD_TOKEN, BLANK_TOKEN], digit_perm + 2])
+    return SudokuTransform(cell_order.reshape(81), token_map)
+
+
+def apply_transform(tokens: np.ndarray, transform: SudokuTransform) -> np.ndarray:
+    """Transform token sequences [..., 81]."""
+    return transform.token_map[np.asarray(tokens)[..., transform.cell_order]].astype(np.int32)
+
+
+def invert_transform(tokens: np.ndarray, transform: SudokuTransform) -> np.ndarray:
+    """Undo apply_transform (e.g. to map a prediction on an augmented puzzle back to the original)."""
+    tokens = np.asarray(tokens)
+    original = np.empty_like(tokens)
+    original[..., transform.cell_order] = np.argsort(transform.token_map)[tokens]
+    return original.astype(np.int32)
+
+
+def augment(
+    inputs: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None, list[SudokuTransform]]:
+    """One random transform per example of a token batch [B, 81], applied identically to inputs and labels
+    (labels may be None at inference). Returns (inputs, labels, transforms); see invert_augmentation."""
+    transforms = [random_transform(rng) for _ in range(len(inputs))]
+    new_inputs = np.stack([apply_transform(x, t) for x, t in zip(inputs, transforms)]) if transforms else inputs
+    new_labels = None
+    if labels is not None:
+        new_labels = np.stack([apply_transform(y, t) for y, t in zip(labels, transforms)]) if transforms else labels
+    return new_inputs, new_labels, transforms
+
+
+def invert_augmentation(tokens: np.ndarray, transforms: list[SudokuTransform]) -> np.ndarray:
+    """Map a batch of token predictions [B, 81] on augmented puzzles back to the original puzzles."""
+    return np.stack([invert_transform(x, t) for x, t in zip(tokens, transforms)])
