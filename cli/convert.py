@@ -1,0 +1,56 @@
+"""``hrm-mlx convert``: an official PyTorch checkpoint (or a model folder) into a model folder."""
+
+from pathlib import Path
+
+import typer
+
+from hrm_mlx.cli.render import console, key_value_table
+
+SRC_HELP = ("Official checkpoint folder (a torch.save file named 'checkpoint' with all_config.yaml beside it), "
+            "a single checkpoint file, a Hugging Face repo id such as sapientinc/HRM-checkpoint-sudoku-extreme, or "
+            "a model folder to re-save with another dtype or shard size.")
+CONFIG_HELP = ("Architecture when all_config.yaml is missing or to override it: an all_config.yaml, a JSON/YAML "
+               "file with the arch fields, or a recipe name such as hrm-arc-1.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def convert(
+    src: str = typer.Argument(..., help=SRC_HELP),
+    out: Path = typer.Argument(..., help="Model folder to write (config.json + safetensors); replaced atomically."),
+    dtype: str = typer.Option(None, help="Store floating weights as float32, bfloat16 or float16 "
+                                         "(default: as stored in the checkpoint)."),
+    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
+    task: str = typer.Option(None, help="sudoku, maze or arc (default: from data_path or the vocabulary size)."),
+    seq_len: int = typer.Option(None, "--seq-len", help="Sequence length, when neither the weights nor the task "
+                                                        "tell it."),
+    identifiers: Path = typer.Option(None, help="The data set's identifiers.json (puzzle names of the ARC "
+                                                "embeddings), stored with the model."),
+    revision: str = typer.Option(None, help="Hub revision (branch, tag or commit) of a repo id."),
+    max_shard_size: str = typer.Option("2GB", help="Largest safetensors file; bigger models are sharded."),
+) -> None:
+    """Convert an official HRM checkpoint (PyTorch, read without torch) into an MLX model folder."""
+    from hrm_mlx import io
+
+    summary = io.convert(src, out, dtype=dtype, config=config, task=task, seq_len=seq_len, identifiers=identifiers,
+                         revision=revision, max_shard_size=io.parse_size(max_shard_size))
+    files = summary["files"]
+    shards = [f for f in files if f.startswith("model-")]
+    listed = ", ".join(f for f in files if f not in shards) + (f", {len(shards)} weight shards" if shards else "")
+    rows = {
+        "source": summary["source"],
+        "output": summary["output"],
+        "model": f"{summary['family']}" + (f", task {summary['task']}" if summary["task"] else ""),
+        "parameters": f"{summary['params']:,} ({summary['trainable_params']:,} trained by the optimizer)",
+        "dtype": ", ".join(summary["dtypes"]),
+        "size": f"{_size(summary['bytes'])} ({listed})",
+    }
+    if summary["notes"]:
+        rows["notes"] = "; ".join(summary["notes"])
+    console.print(key_value_table("hrm-mlx convert", rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(convert)
