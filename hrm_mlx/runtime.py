@@ -6,6 +6,12 @@ use it (~30x faster). This module does that once, on import of ``hrm_mlx``.
 
 ``HRM_MLX_BLAS`` chooses: ``auto`` (default: MKL from the ``cpu`` extra, else a system OpenBLAS), ``mkl``,
 ``openblas``, ``none`` (keep MLX's own BLAS, no warning), or a path to a shared library exporting cblas_*.
+
+Second, ``mx.compile`` on the CPU backend turns fused element-wise graphs into C++ that it builds with the ``g++``
+found on PATH, without ``-march``: no hardware FMA and no wide vectors, so its exp (behind SiLU and softmax) runs
+as one library call per element. Putting a ``g++`` that adds ``-march=native`` first on PATH makes those kernels
+~4x faster with identical results (the kernels use no fast-math, and their fma calls round the same either way).
+``HRM_MLX_NATIVE_JIT=0`` turns this off.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import ctypes
 import glob
 import os
 import platform
+import shutil
 import site
 import sys
+import tempfile
 from dataclasses import dataclass
 
 ENV_VAR = "HRM_MLX_BLAS"
+NATIVE_JIT_VAR = "HRM_MLX_NATIVE_JIT"
 
 _OPENBLAS_PATTERNS = (
     "/usr/lib/{arch}-linux-gnu/openblas-pthread/libblas.so.3",
@@ -104,3 +113,27 @@ def preload_blas() -> BlasChoice:
 def blas() -> BlasChoice:
     """The BLAS chosen at import time."""
     return preload_blas()
+
+
+def enable_native_jit() -> str | None:
+    """Put a ``g++ -march=native`` wrapper first on PATH for MLX's CPU JIT (Linux); returns its folder or None."""
+    if platform.system() != "Linux" or os.environ.get(NATIVE_JIT_VAR, "1") == "0":
+        return None
+    compiler = shutil.which("g++")
+    if compiler is None or os.path.basename(os.path.dirname(compiler)) == "hrm-mlx-jit":
+        return None
+    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hrm-mlx", "hrm-mlx-jit")
+    wrapper = os.path.join(folder, "g++")
+    script = f'#!/bin/sh\nexec "{compiler}" -march=native "$@"\n'
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not os.path.exists(wrapper) or open(wrapper).read() != script:
+            fd, tmp = tempfile.mkstemp(dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(script)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, wrapper)
+    except OSError:
+        return None  # read-only home: keep MLX's default build, only slower
+    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+    return folder
