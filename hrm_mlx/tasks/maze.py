@@ -22,15 +22,13 @@ cells become open) with that answer attached as `solution`.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
 
 NAME = "maze"
 CANVAS = 30
@@ -44,7 +42,6 @@ MIN_GENERATED_SIZE = 5
 
 _GRID_KEYS = ("grid", "maze", "puzzle", "question")
 _SOLUTION_KEYS = ("solution", "answer")
-_DETECTION_LIMIT = 1 << 20  # looks_like() reads at most this many characters of line-oriented text
 
 # ASCII byte -> cell code; 255 marks an unknown symbol.
 _CODE_OF_BYTE = np.full(256, 255, dtype=np.uint8)
@@ -87,7 +84,7 @@ def parse(text: str) -> list[Maze]:
         raise HrmMlxError("empty input: no maze found")
     if stripped[0] in "{[":
         mazes = _parse_json(text)
-    elif _is_csv_header(stripped.split("\n", 1)[0]):
+    elif is_csv_header(stripped.split("\n", 1)[0]):
         mazes = _parse_csv(text)
     else:
         mazes = _parse_text(text)
@@ -98,22 +95,10 @@ def parse(text: str) -> list[Maze]:
 
 def looks_like(text: str) -> bool:
     """True when `text` parses as mazes. Large line-oriented inputs are judged on their first megabyte."""
-    sample = text
-    if len(text) > _DETECTION_LIMIT and not text.lstrip().startswith("["):
-        sample = _cut_at_line_boundary(text[:_DETECTION_LIMIT])
     try:
-        return len(parse(sample)) > 0
+        return len(parse(detection_sample(text))) > 0
     except HrmMlxError:
         return False
-
-
-def _cut_at_line_boundary(head: str) -> str:
-    cut = head.rfind("\n\n")
-    return head[:cut] if cut > 0 else head[: max(head.rfind("\n"), 0)]
-
-
-def _is_csv_header(line: str) -> bool:
-    return "question" in [field.strip().strip('"').lower() for field in line.split(",")]
 
 
 def _codes(line: str, where: str) -> np.ndarray:
@@ -186,16 +171,9 @@ def _grids_from_block(block: list[tuple[int, str]]) -> list[np.ndarray]:
 
 def _parse_csv(text: str) -> list[Maze]:
     """sapientinc/maze-30x30-hard-1k rows: source,question,answer,rating with flat 900-character grids."""
-    reader = csv.DictReader(io.StringIO(text.lstrip().rstrip("\r\n")))  # trailing spaces may be open cells
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
     mazes = []
-    for row in reader:
-        where = f"CSV line {reader.line_num}"
-        question = row.get("question")
-        if not question:
-            raise HrmMlxError(f"{where}: the question field is missing or empty")
+    for where, question, answer in csv_questions(text.lstrip().rstrip("\r\n")):  # trailing spaces may be open cells
         grid = _grid_from_flat(question, where)
-        answer = row.get("answer")
         solution = _grid_from_flat(answer, f"{where}, answer") if answer else None
         mazes.append(Maze(grid, solution=solution) if solution is not None else _maze_from_answer_grid(grid))
     return mazes
@@ -204,34 +182,8 @@ def _parse_csv(text: str) -> list[Maze]:
 # JSON ----------------------------------------------------------------------------------------------------------
 
 
-def _load_json_documents(text: str) -> list[tuple[str, object]]:
-    """[(where, document)]: one JSON document, or one per line for JSONL."""
-    try:
-        return [("JSON", json.loads(text))]
-    except json.JSONDecodeError as whole_error:
-        lines = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
-        if len(lines) < 2 or not all(line.lstrip().startswith("{") for _, line in lines):
-            raise HrmMlxError(
-                f"malformed JSON: {whole_error.msg} (line {whole_error.lineno}, column {whole_error.colno})"
-            ) from None
-    documents = []
-    for line_no, line in lines:
-        try:
-            documents.append((f"line {line_no}", json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise HrmMlxError(f"malformed JSON on line {line_no}: {error.msg} (column {error.colno})") from None
-    return documents
-
-
 def _parse_json(text: str) -> list[Maze]:
-    mazes = []
-    for where, document in _load_json_documents(text):
-        if isinstance(document, list) and not _is_single_grid(document):
-            for index, entry in enumerate(document, 1):
-                mazes.append(_maze_from_json(entry, f"{where} entry {index}"))
-        else:
-            mazes.append(_maze_from_json(document, where))
-    return mazes
+    return [_maze_from_json(entry, where) for where, entry in json_entries(text, _is_single_grid)]
 
 
 def _is_single_grid(value: list) -> bool:

@@ -12,14 +12,12 @@ every cell is supervised, givens included.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
 
 NAME = "sudoku"
 VOCAB_SIZE = 11  # 0 pad, 1 blank, 2..10 = digits 1..9
@@ -32,7 +30,6 @@ _SEPARATOR_CHARS = frozenset("-+=|─│┼━┃╋")
 _DELETED_IN_ROWS = str.maketrans("", "", "|│,")
 _GRID_KEYS = ("grid", "puzzle", "question")
 _SOLUTION_KEYS = ("solution", "answer")
-_DETECTION_LIMIT = 1 << 20  # looks_like() reads at most this many characters of line-oriented text
 
 # ASCII byte -> cell value (0 blank, 1..9 digit); 255 marks a symbol that is not a cell.
 _CELL_OF_BYTE = np.full(256, 255, dtype=np.uint8)
@@ -80,7 +77,7 @@ def _parse(text: str, complete_tail: bool) -> list[SudokuPuzzle]:
         raise HrmMlxError("empty input: no sudoku puzzle found")
     if stripped[0] in "{[":
         puzzles = _parse_json(text)
-    elif _is_csv_header(stripped.split("\n", 1)[0]):
+    elif is_csv_header(stripped.split("\n", 1)[0]):
         puzzles = _parse_csv(text)
     else:
         puzzles = _parse_text(text, complete_tail)
@@ -91,22 +88,10 @@ def _parse(text: str, complete_tail: bool) -> list[SudokuPuzzle]:
 
 def looks_like(text: str) -> bool:
     """True when `text` parses as Sudoku. Large line-oriented inputs are judged on their first megabyte."""
-    sample = text
-    if len(text) > _DETECTION_LIMIT and not text.lstrip().startswith("["):
-        sample = _cut_at_line_boundary(text[:_DETECTION_LIMIT])
     try:
-        return len(_parse(sample, complete_tail=False)) > 0
+        return len(_parse(detection_sample(text), complete_tail=False)) > 0
     except HrmMlxError:
         return False
-
-
-def _cut_at_line_boundary(head: str) -> str:
-    cut = head.rfind("\n\n")
-    return head[:cut] if cut > 0 else head[: max(head.rfind("\n"), 0)]
-
-
-def _is_csv_header(line: str) -> bool:
-    return "question" in [field.strip().strip('"').lower() for field in line.split(",")]
 
 
 def _cells(content: str, where: str) -> np.ndarray:
@@ -161,16 +146,9 @@ def _parse_text(text: str, complete_tail: bool = True) -> list[SudokuPuzzle]:
 
 def _parse_csv(text: str) -> list[SudokuPuzzle]:
     """sapientinc/sudoku-extreme rows: source,question,answer,rating ('.' = blank); only `question` is required."""
-    reader = csv.DictReader(io.StringIO(text.strip()))
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
     puzzles = []
-    for row in reader:
-        where = f"CSV line {reader.line_num}"
-        question = row.get("question")
-        if not question:
-            raise HrmMlxError(f"{where}: the question field is missing or empty")
+    for where, question, answer in csv_questions(text.strip()):
         grid = _grid_from_string(question, where)
-        answer = row.get("answer")
         solution = _grid_from_string(answer, f"{where}, answer") if answer else None
         puzzles.append(SudokuPuzzle(grid, solution=solution))
     return puzzles
@@ -192,34 +170,8 @@ def _grid_from_string(text: str, where: str) -> np.ndarray:
 # JSON ----------------------------------------------------------------------------------------------------------
 
 
-def _load_json_documents(text: str) -> list[tuple[str, object]]:
-    """[(where, document)]: one JSON document, or one per line for JSONL."""
-    try:
-        return [("JSON", json.loads(text))]
-    except json.JSONDecodeError as whole_error:
-        lines = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
-        if len(lines) < 2 or not all(line.lstrip().startswith("{") for _, line in lines):
-            raise HrmMlxError(
-                f"malformed JSON: {whole_error.msg} (line {whole_error.lineno}, column {whole_error.colno})"
-            ) from None
-    documents = []
-    for line_no, line in lines:
-        try:
-            documents.append((f"line {line_no}", json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise HrmMlxError(f"malformed JSON on line {line_no}: {error.msg} (column {error.colno})") from None
-    return documents
-
-
 def _parse_json(text: str) -> list[SudokuPuzzle]:
-    puzzles = []
-    for where, document in _load_json_documents(text):
-        if isinstance(document, list) and not _is_single_grid(document):
-            for index, entry in enumerate(document, 1):
-                puzzles.append(_puzzle_from_json(entry, f"{where} entry {index}"))
-        else:
-            puzzles.append(_puzzle_from_json(document, where))
-    return puzzles
+    return [_puzzle_from_json(entry, where) for where, entry in json_entries(text, _is_single_grid)]
 
 
 def _is_single_grid(value: list) -> bool:

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from hrm_mlx import tasks
+from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks import arc, maze, sudoku
+
+SUDOKU = "530070000600195000098000060800060003400803001700020006060000280000419005000080079"
+MAZE = "\n".join(["#######", "#S    #", "# ### #", "#     #", "# ### #", "#    G#", "#######"])
+ARC_TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
+
+INTERFACE = (
+    "NAME", "VOCAB_SIZE", "SEQ_LEN", "parse", "looks_like", "validate", "encode", "encode_answer", "decode",
+    "check", "to_text", "generate", "generate_batch", "augment", "invert_augmentation",
+)  # fmt: skip
+
+
+def one_line_error(match: str):
+    return pytest.raises(HrmMlxError, match=match)
+
+
+def test_registry_holds_every_task_with_the_shared_interface():
+    assert list(tasks.TASKS) == ["sudoku", "maze", "arc"]
+    for name, module in tasks.TASKS.items():
+        assert module.NAME == name
+        missing = [attr for attr in INTERFACE if not hasattr(module, attr)]
+        assert not missing, f"{name} lacks {missing}"
+    assert (arc.VOCAB_SIZE, arc.SEQ_LEN) == (12, 900)
+
+
+def test_get():
+    assert tasks.get("sudoku") is sudoku and tasks.get(" ARC ") is arc
+    with one_line_error(r"unknown task 'chess' \(known: sudoku, maze, arc\)") as info:
+        tasks.get("chess")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, filename, expected",
+    [
+        (SUDOKU, None, sudoku),
+        (SUDOKU, "puzzle.txt", sudoku),
+        ("source,question,answer,rating\nx," + SUDOKU + ",,1\n", "train.csv", sudoku),
+        (json.dumps({"grid": SUDOKU}), "p.json", sudoku),
+        (MAZE, None, maze),
+        ("question\n" + MAZE.replace("\n", ""), "maze.csv", maze),
+        (json.dumps({"task": "maze", "grid": MAZE.split("\n")}), None, maze),
+        (json.dumps(ARC_TASK), "0a1b2c3d.json", arc),
+        (json.dumps({"0a1b2c3d": ARC_TASK, "ffff0000": ARC_TASK}), "arc-agi_evaluation_challenges.json", arc),
+        (json.dumps(ARC_TASK) + "\n" + json.dumps({**ARC_TASK, "id": "b"}), "tasks.jsonl", arc),
+    ],
+)
+def test_detect(text, filename, expected):
+    assert tasks.detect(text, filename) is expected
+
+
+@pytest.mark.parametrize(
+    "text, filename, match",
+    [
+        ("", "a.json", "a.json is empty"),
+        ("hello world", None, "the input is not a puzzle file of a known task"),
+        (json.dumps({"train": [], "test": []}), "x.json", "x.json is not a puzzle file"),
+        (json.dumps({"0a1b2c3d": [[[1, 2]]]}), "/data/solutions.json", "solutions.json is an ARC solutions file"),
+    ],
+)
+def test_detect_errors_are_one_line(text, filename, match):
+    with one_line_error(match) as info:
+        tasks.detect(text, filename)
+    assert "\n" not in str(info.value)
+
+
+def test_ambiguous_content_is_settled_by_extension_or_name_else_an_error(monkeypatch):
+    monkeypatch.setattr(maze, "looks_like", lambda text: True)
+    monkeypatch.setattr(arc, "looks_like", lambda text: True)
+    with one_line_error(r"reads as more than one task \(sudoku, maze, arc\)") as info:
+        tasks.detect(SUDOKU)
+    assert "\n" not in str(info.value)
+    with one_line_error(r"more than one task \(sudoku, maze\)"):
+        tasks.detect(SUDOKU, "p.csv")  # .csv rules out arc only
+    assert tasks.detect(SUDOKU, "hard-maze.csv") is maze  # a task name in the file name decides
+    assert tasks.detect(SUDOKU, "p.sdk") is sudoku  # an extension only sudoku uses
