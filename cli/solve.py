@@ -1,0 +1,155 @@
+"""``hrm-mlx solve``: read puzzle files, solve them with a model, check and show the answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from hrm_mlx.cli import render
+from hrm_mlx.cli.render import console, err_console
+from hrm_mlx.errors import HrmMlxError
+
+PUZZLE_SUFFIXES = {".json", ".jsonl", ".txt", ".csv", ".sudoku", ".maze", ""}
+SHOW_AT_MOST = 4  # puzzles drawn as grids; larger runs print the summary only
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PUZZLE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def _read_puzzles(path: Path, task_name: str | None) -> tuple[str, list]:
+    """(task name, puzzles) of one file; HrmMlxError names the file on any problem."""
+    from hrm_mlx import tasks
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HrmMlxError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise HrmMlxError(f"{path}: cannot read ({error.__class__.__name__})") from None
+    task = tasks.get(task_name) if task_name else tasks.detect(text, str(path))  # its errors name the file
+    try:
+        return task.NAME, task.parse(text)
+    except HrmMlxError as error:
+        raise HrmMlxError(f"{path}: {error}") from None
+
+
+def _report(message: str) -> None:
+    err_console.print(f"hrm-mlx: error: {message}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _draw(task: str, solution) -> None:
+    if task == "sudoku":
+        console.print(render.sudoku_grid(solution.puzzle.grid, solution.answer))
+    elif task == "maze":
+        console.print(render.maze_grid(solution.answer))
+    verdict = "[green]solved[/green]" if solution.solved else f"[red]not solved[/red] ({solution.reason})"
+    halting = " ".join(f"{c:.2f}" for c in solution.halt_confidence)
+    console.print(f"{verdict} after {solution.steps} ACT steps; halting confidence per step: {halting}\n")
+
+
+def _record(source: str, task: str, solution) -> dict:
+    from hrm_mlx import tasks
+
+    return {"source": source, "task": task, "solved": solution.solved, "reason": solution.reason,
+            "steps": solution.steps, "halt_confidence": [round(c, 4) for c in solution.halt_confidence],
+            "answer": tasks.get(task).to_text(solution.answer)}
+
+
+def solve(
+    puzzles: list[Path] = typer.Argument(..., help="Puzzle files or folders (JSON, JSONL, CSV or text grids)."),
+    model: str = typer.Option(None, "--model", help="Model folder or Hugging Face repo id (default: the model "
+                              "shipped for the puzzles' task)."),
+    task: str = typer.Option(None, "--task", help="Task of the puzzles (sudoku, maze, arc) when detection from "
+                             "the content and extension is not wanted."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="ACT steps to run (default: the model's "
+                                  "halt_max_steps, as the official evaluation). More steps = more thinking."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="Stop each puzzle at the first step where its halt "
+                                  "head prefers halting, instead of always running --max-steps."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Puzzles per model batch."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle instead of grids."),
+    out: Path = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
+) -> None:
+    """Solve puzzles and check every answer (Sudoku rules, shortest maze path, known ARC output)."""
+    from hrm_mlx import io, solve as solver, tasks
+
+    by_task: dict[str, list] = {}
+    failures = 0
+    for path in _files(puzzles):
+        try:
+            name, items = _read_puzzles(path, task)
+        except HrmMlxError as error:
+            _report(str(error))
+            failures += 1
+            continue
+        for index, puzzle in enumerate(items):
+            label = f"{path}#{index + 1}" if len(items) > 1 else str(path)
+            by_task.setdefault(name, []).append((label, puzzle))
+    if not by_task:
+        if failures:
+            raise typer.Exit(2)
+        raise HrmMlxError("no puzzles to solve")
+
+    records = []
+    for name, labelled in by_task.items():
+        loaded_model, config = io.load(model or str(solver.shipped_model(name)))
+        model_task, encoding = solver.task_of(config)
+        if model_task.NAME != name:
+            raise HrmMlxError(f"the model solves {model_task.NAME}, not {name} puzzles")
+        good = []
+        for label, puzzle in labelled:
+            try:
+                model_task.validate(puzzle, **encoding)
+                good.append((label, puzzle))
+            except HrmMlxError as error:
+                _report(f"{label}: {error}")
+                failures += 1
+        if not good:
+            continue
+        start = time.perf_counter()
+        with Progress(console=err_console, transient=True, disable=len(good) <= batch_size) as progress:
+            bar = progress.add_task(f"solving {len(good)} {name} puzzles", total=len(good))
+            solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
+                                     adaptive=adaptive, batch_size=batch_size,
+                                     on_batch=lambda n: progress.advance(bar, n))
+        elapsed = time.perf_counter() - start
+        for (label, _), solution in zip(good, solutions):
+            records.append(_record(label, name, solution))
+            if as_json:
+                print(json.dumps(records[-1]))
+            elif len(good) <= SHOW_AT_MOST:
+                console.print(f"[bold]{label}[/bold]")
+                _draw(name, solution)
+        if not as_json:
+            _summary(name, solutions, elapsed)
+    if out:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(records, indent=1))
+        tmp.replace(out)
+    if failures:
+        raise typer.Exit(2)
+
+
+def _summary(task: str, solutions: list, seconds: float) -> None:
+    solved = sum(s.solved for s in solutions)
+    table = Table(title=f"{task}: summary", show_header=False, title_justify="left")
+    table.add_row("solved", f"{solved} / {len(solutions)}")
+    table.add_row("exact accuracy", f"{solved / len(solutions):.3f}")
+    table.add_row("mean ACT steps", f"{sum(s.steps for s in solutions) / len(solutions):.2f}")
+    table.add_row("puzzles/s", f"{len(solutions) / seconds:.2f}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(solve)

@@ -1,0 +1,182 @@
+"""`hrm-mlx solve` from puzzle files to checked answers: formats, options, bad input, fuzzing.
+
+The model here is a tiny random one (the answers are wrong, the pipeline is real); tests of the shipped models
+solving puzzles correctly live in test_shipped_models.py."""
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hrm_mlx import io, solve as solver
+from hrm_mlx.cli.main import _register, app
+from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.models import build
+from hrm_mlx.tasks import maze, sudoku
+
+_register()
+runner = CliRunner()
+
+MAZE = "#########\n#S      #\n# ##### #\n#     # #\n##### # #\n#     #G#\n# ### # #\n#       #\n#########\n"
+
+
+def tiny_config(task: dict, seq_len: int, vocab: int) -> dict:
+    return dict(family="hrm", seq_len=seq_len, vocab_size=vocab, num_puzzle_identifiers=1, H_cycles=1, L_cycles=1,
+                H_layers=1, L_layers=1, hidden_size=32, expansion=2, num_heads=2, pos_encodings="rope",
+                halt_max_steps=3, halt_exploration_prob=0.1, puzzle_emb_ndim=32, forward_dtype="float32", task=task)
+
+
+@pytest.fixture(scope="module")
+def maze_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "maze9"
+    config = tiny_config({"name": "maze", "canvas": 9}, 81, maze.VOCAB_SIZE)
+    io.save(build(config), config, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sudoku_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "sudoku"
+    config = tiny_config({"name": "sudoku"}, 81, sudoku.VOCAB_SIZE)
+    io.save(build(config), config, folder)
+    return folder
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_solves_a_maze_file_and_reports_steps_and_halting(tmp_path, maze_model):
+    (tmp_path / "m.txt").write_text(MAZE)
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["task"] == "maze" and record["steps"] == 3 and len(record["halt_confidence"]) == 3
+    assert record["solved"] is False and record["reason"]
+
+
+def test_max_steps_and_adaptive(tmp_path, maze_model):
+    (tmp_path / "m.txt").write_text(MAZE)
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5")
+    assert json.loads(result.output.splitlines()[-1])["steps"] == 5
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--adaptive")
+    assert 1 <= json.loads(result.output.splitlines()[-1])["steps"] <= 5
+
+
+def test_adaptive_stops_rows_where_the_halt_head_says_so(maze_model):
+    model, config = io.load(maze_model)
+    model.q_head.bias = model.q_head.bias * 0 + np.array([5.0, -5.0], dtype=np.float32)  # always halt at once
+    inputs = np.stack([maze.encode(maze.parse(MAZE)[0], canvas=9)] * 2)
+    _, steps, confidence = solver.run_act(model, inputs, np.zeros(2, np.int32), max_steps=4, adaptive=True)
+    assert steps.tolist() == [1, 1] and confidence.shape == (2, 1)
+
+
+def test_many_puzzles_in_a_folder_with_summary_and_out_file(tmp_path, sudoku_model):
+    rng = np.random.default_rng(0)
+    pairs = sudoku.generate(6, rng, givens=(40, 45))
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "a.txt").write_text("\n".join(sudoku.to_text(p, compact=True) for p, _ in pairs[:4]))
+    (tmp_path / "p" / "b.json").write_text(json.dumps([{"task": "sudoku", "grid": p.grid.tolist()} for p, _ in pairs[4:]]))
+    out = tmp_path / "results.json"
+    result = run("solve", tmp_path / "p", "--model", sudoku_model, "--batch-size", "4", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "summary" in result.output and "0 / 6" in result.output
+    assert len(json.loads(out.read_text())) == 6
+
+
+def test_solve_uses_task_checker_on_a_correct_answer():
+    puzzle, solution = sudoku.generate(1, np.random.default_rng(1), givens=40)[0]
+    assert sudoku.check(puzzle, solution) == (True, "solved")
+
+
+def test_bad_puzzles_are_reported_and_the_rest_solved(tmp_path, maze_model):
+    (tmp_path / "good.txt").write_text(MAZE)
+    (tmp_path / "two_starts.txt").write_text(MAZE.replace("G", "S"))
+    (tmp_path / "broken.json").write_text('{"task": "maze", "grid": [')
+    result = run("solve", tmp_path, "--model", maze_model, "--json")
+    assert result.exit_code == 2
+    solved = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(solved) == 1 and solved[0]["source"].endswith("good.txt")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("", "empty"),
+    ("hello world", "not a puzzle file"),
+    ("1" * 80, "not a puzzle file"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, maze_model, content, message):
+    path = tmp_path / "p.txt"
+    if content is not None:
+        path.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "hrm_mlx", "solve", str(path), "--model", str(maze_model)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_model_for_another_task_is_refused(tmp_path, maze_model):
+    grid = sudoku.to_text(sudoku.generate(1, np.random.default_rng(2), givens=40)[0][0])
+    (tmp_path / "s.txt").write_text(grid)
+    result = run("solve", tmp_path / "s.txt", "--model", maze_model)
+    assert isinstance(result.exception, HrmMlxError) and "solves maze, not sudoku" in str(result.exception)
+
+
+def test_conflicting_givens_and_oversized_maze_are_refused(tmp_path, sudoku_model, maze_model):
+    row = "11" + "." * 79
+    (tmp_path / "s.txt").write_text(row)
+    result = run("solve", tmp_path / "s.txt", "--model", sudoku_model)
+    assert result.exit_code == 2 and "conflict" in result.output.lower() or "twice" in result.output.lower()
+    big = "\n".join(["#" * 11] + ["#S" + " " * 8 + "#"] + ["#" + " " * 9 + "#"] * 8 + ["#" * 9 + "G#"])
+    (tmp_path / "big.txt").write_text(big)
+    result = run("solve", tmp_path / "big.txt", "--model", maze_model)
+    assert result.exit_code == 2
+
+
+def mutations(seed: int, count: int):
+    """Random and mutated puzzle texts: byte flips, truncation, duplication, odd characters, random JSON."""
+    rng = random.Random(seed)
+    seeds = [MAZE, sudoku.to_text(sudoku.generate(1, np.random.default_rng(seed), givens=35)[0][0]),
+             json.dumps({"task": "maze", "grid": MAZE.splitlines()}), '{"train": [], "test": []}',
+             "source,question,answer,rating\nx," + "." * 81 + ",,0\n"]
+    alphabet = "#SGo .0123456789|+-_\n{}[]\":,xyz\t\x00é"
+    for _ in range(count):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            op = rng.randrange(4)
+            pos = rng.randrange(len(text) + 1)
+            if op == 0 and text:
+                text[min(pos, len(text) - 1)] = rng.choice(alphabet)
+            elif op == 1:
+                text = text[:pos]
+            elif op == 2:
+                text[pos:pos] = text[pos:pos + rng.randint(1, 20)]
+            else:
+                text[pos:pos] = rng.choices(alphabet, k=rng.randint(1, 10))
+        yield "".join(text)
+
+
+def test_fuzz_parsers_raise_only_one_line_user_errors():
+    from hrm_mlx import tasks
+
+    for text in mutations(0, 400):
+        try:
+            task = tasks.detect(text, "fuzz.txt")
+            for puzzle in task.parse(text):
+                task.validate(puzzle)
+        except HrmMlxError as error:
+            assert "\n" not in str(error)
+
+
+def test_fuzz_cli_never_shows_a_traceback(tmp_path, maze_model):
+    for i, text in enumerate(mutations(1, 40)):
+        path = tmp_path / f"f{i}.txt"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        result = run("solve", path, "--model", maze_model, "--json")
+        assert result.exception is None or isinstance(result.exception, (HrmMlxError, SystemExit)), (
+            text, result.exception)
