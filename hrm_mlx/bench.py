@@ -13,7 +13,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from hrm_mlx import runtime
-from hrm_mlx.models import act, build, hrm
+from hrm_mlx.models import act, build
 
 
 def environment() -> dict:
@@ -79,7 +79,7 @@ def bench_eval_step(config: dict, batch_size: int, trials: int, *, dtype: str | 
     model = build(config)
     mx.eval(model.parameters())
     batch = random_batch(config, batch_size)
-    flops = hrm.flops_per_step(model.args, batch_size)
+    flops = model.flops_per_step(batch_size)
     peak = sgemm_gflops()
     result = {"params": sum(v.size for _, v in tree_flatten(model.trainable_parameters())), "batch": batch_size,
               "dtype": config["forward_dtype"], "gflop_per_step": flops / 1e9, "sgemm_gflops": peak}

@@ -42,6 +42,7 @@ def task_of(config: dict) -> tuple[object, dict]:
     """The task module a model was trained for, and the encoding options its config records."""
     task_config = dict(config.get("task") or {})
     name = task_config.pop("name", None)
+    task_config.pop("supervise", None)  # a training setting, not an encoding option (see solve)
     if name is None:
         raise HrmMlxError("the model's config.json does not say which task it solves (no task.name)")
     return tasks.get(name), task_config
@@ -100,6 +101,11 @@ def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, a
         inputs = np.stack([task.encode(p, **encoding) for p in chunk])
         tokens, steps, confidence = run_act(model, inputs, np.zeros(len(chunk), dtype=np.int32),
                                             max_steps=max_steps, adaptive=adaptive)
+        if (config.get("task") or {}).get("supervise") == "free":
+            # Trained with no loss on the cells copied from the input (hrm_mlx.data): copy them.
+            from hrm_mlx.data import free_cells
+
+            tokens = np.where(free_cells(task.NAME, inputs), tokens, inputs)
         for i, puzzle in enumerate(chunk):
             answer = task.decode(tokens[i], puzzle)
             solved, reason = task.check(puzzle, answer)

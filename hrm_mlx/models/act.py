@@ -3,11 +3,13 @@
 The carry persists across ACT steps: the model state, the step count, whether each row halted, and the data
 each row is working on. At the start of a step, halted rows are reset and take the new batch's rows; rows still
 thinking keep their old data. Evaluation halts only at ``halt_max_steps`` (so a batch stays in lockstep);
-training also halts where the Q head prefers halting (q_halt > q_continue), subject to random exploration, and
-learns q_continue from a bootstrapped target computed by one more model call.
+training also halts where the Q head prefers halting, subject to random exploration: HRM halts when
+q_halt > q_continue and learns q_continue from a bootstrapped target computed by one more model call; TRM
+(``no_ACT_continue``) halts when q_halt > 0 and has no Q-continue target, hence no extra model call.
 
-A recursive model provides: ``initial_state(batch)``, ``reset_state(mask, state)``, ``puzzle_rows(ids)`` and
-``model(state, inputs, puzzle_rows) -> (state, logits, q_halt, q_continue)``.
+A recursive model provides: ``initial_state(batch)``, ``reset_state(mask, state)``, ``puzzle_rows(ids)``,
+``model(state, inputs, puzzle_rows) -> (state, logits, q_halt, q_continue)`` and optionally
+``no_ACT_continue`` (default False).
 The carry is a plain dict of arrays so that it passes through ``mx.compile``.
 """
 
@@ -60,12 +62,15 @@ def forward(model, carry: dict, puzzle_rows=None, *, training: bool = False, min
     halted = is_last
     state = tuple(mx.stop_gradient(s) for s in state)
     if training and max_steps > 1:
-        halted = (halted | (q_halt > q_continue)) & (steps >= min_halt_steps)
-        # Bootstrapped target for q_continue: the value of the best action after one more step
-        # (no replay buffer or target network; the many rows of a batch act as parallel environments).
-        _, _, next_halt, next_continue = model(state, carry["inputs"], puzzle_rows)
-        target = mx.sigmoid(mx.where(is_last, next_halt, mx.maximum(next_halt, next_continue)))
-        outputs["target_q_continue"] = mx.stop_gradient(target)
+        if getattr(model, "no_ACT_continue", False):
+            halted = (halted | (q_halt > 0)) & (steps >= min_halt_steps)  # sigmoid(q_halt) > 1/2
+        else:
+            halted = (halted | (q_halt > q_continue)) & (steps >= min_halt_steps)
+            # Bootstrapped target for q_continue: the value of the best action after one more step
+            # (no replay buffer or target network; the many rows of a batch act as parallel environments).
+            _, _, next_halt, next_continue = model(state, carry["inputs"], puzzle_rows)
+            target = mx.sigmoid(mx.where(is_last, next_halt, mx.maximum(next_halt, next_continue)))
+            outputs["target_q_continue"] = mx.stop_gradient(target)
     halted = mx.stop_gradient(halted)
     new_carry = {"state": state, "steps": steps, "halted": halted, **{k: carry[k] for k in DATA_KEYS}}
     return new_carry, outputs
@@ -112,7 +117,8 @@ def binary_cross_entropy_with_logits(logits: mx.array, targets: mx.array) -> mx.
 
 def loss_and_metrics(outputs: dict, carry: dict, loss_type: str) -> tuple[mx.array, dict]:
     """The official ACT loss: per-sequence mean token CE summed over rows, plus 0.5 * (Q-halt BCE against
-    "the answer is exactly right" + Q-continue BCE against the bootstrapped target), both summed over rows.
+    "the answer is exactly right" + Q-continue BCE against the bootstrapped target), both summed over rows
+    (no Q-continue term when the step has no target: evaluation, or a model with ``no_ACT_continue``).
     Metrics are sums over the rows that halted this step (divide by ``count``)."""
     labels = carry["labels"]
     logits = outputs["logits"]

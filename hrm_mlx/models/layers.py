@@ -107,18 +107,27 @@ class SwiGLU(nn.Module):
         return self.down_proj(nn.silu(gate) * up)
 
 
-def make_mixer(kind: str, hidden_size: int, num_heads: int) -> nn.Module:
+def make_mixer(kind: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
+    """A token mixer by name. ``options`` carry the sequence layout the structured mixers need (seq_len,
+    prefix_len, grid_side, ...; see ``make_structured_mixer``); official attention ignores them."""
     if kind == "attention":
         return Attention(hidden_size, num_heads)
+    if kind in STRUCTURED_MIXERS:
+        return make_structured_mixer(kind, hidden_size, num_heads, **options)
+    if kind == "flare":  # FLARE latent routing (flare.py); options: num_latents, attn_scale, ... (layout ignored)
+        from hrm_mlx.models.flare import FlareMixer
+        return FlareMixer(hidden_size, num_heads, **options)
     raise ValueError(f"unknown token mixer {kind!r}")
 
 
 class Block(nn.Module):
     """Post-norm transformer block: x = norm(x + mix(x)); x = norm(x + mlp(x))."""
 
-    def __init__(self, hidden_size: int, num_heads: int, expansion: float, norm_eps: float, mixer: str):
+    def __init__(self, hidden_size: int, num_heads: int, expansion: float, norm_eps: float, mixer: str,
+                 mixer_options: dict | None = None):
         super().__init__()
-        self.self_attn = make_mixer(mixer, hidden_size, num_heads)  # official name, whatever the mixer
+        # official name, whatever the mixer
+        self.self_attn = make_mixer(mixer, hidden_size, num_heads, **(mixer_options or {}))
         self.mlp = SwiGLU(hidden_size, expansion)
         self.norm_eps = norm_eps
 
@@ -139,3 +148,146 @@ class ReasoningModule(nn.Module):
         for layer in self.layers:
             z = layer(z, rope)
         return z
+
+
+# -- structured token mixers (not in the official models) -------------------------------------------------------
+# Both see the sequence as [prefix positions (puzzle embedding) | grid cells in row-major order] and exploit the
+# grid: they make small models learn grid puzzles on a CPU in minutes. Config: ModelArgs.mixer = "conv" or
+# "grid_mask" ("sudoku_attention" is an alias), with grid_side (0: sqrt(seq_len)), conv_kernel, conv_depthwise.
+
+STRUCTURED_MIXERS = ("conv", "grid_mask", "sudoku_attention")
+
+
+def grid_layout(seq_len: int, grid_side: int = 0) -> int:
+    """The side of the square grid behind ``seq_len`` positions (``grid_side`` when given)."""
+    side = grid_side or math.isqrt(seq_len)
+    if side * side != seq_len:
+        raise ValueError(f"seq_len {seq_len} is not a {side}x{side} grid; set grid_side")
+    return side
+
+
+def make_structured_mixer(kind: str, hidden_size: int, num_heads: int, *, seq_len: int, prefix_len: int = 0,
+                          grid_side: int = 0, conv_kernel: int = 3, conv_depthwise: bool = False,
+                          **_ignored) -> nn.Module:
+    side = grid_layout(seq_len, grid_side)
+    if kind == "conv":
+        return GridConv(hidden_size, num_heads, side, prefix_len, conv_kernel, conv_depthwise)
+    return GridMaskAttention(hidden_size, num_heads, side, prefix_len)
+
+
+class GridConv(nn.Module):
+    """A k x k convolution over the grid cells (full, or depthwise followed by a pointwise projection).
+    Prefix and grid exchange information through learned pooling: the prefix positions attend (multi-head,
+    softmax) over the whole sequence, and the mean of the prefix is projected and added to every cell."""
+
+    def __init__(self, hidden_size: int, num_heads: int, side: int, prefix_len: int, kernel: int = 3,
+                 depthwise: bool = False):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd and positive, got {kernel}")
+        self._layout = (side, prefix_len, kernel, hidden_size if depthwise else 1)
+        fan_in = kernel * kernel * (1 if depthwise else hidden_size)
+        self.conv_weight = trunc_normal((hidden_size, kernel, kernel, 1 if depthwise else hidden_size),
+                                        std=1.0 / math.sqrt(fan_in))
+        if depthwise:
+            self.pointwise = CastedLinear(hidden_size, hidden_size)
+        if prefix_len:
+            self.pool = PrefixPool(hidden_size, num_heads)
+            self.prefix_to_grid = CastedLinear(hidden_size, hidden_size)
+
+    def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
+        side, P, kernel, groups = self._layout
+        B, S, D = x.shape
+        grid = x[:, P:].reshape(B, side, side, D)
+        mixed = mx.conv2d(grid, self.conv_weight.astype(x.dtype), padding=kernel // 2, groups=groups)
+        mixed = mixed.reshape(B, side * side, D)
+        if "pointwise" in self:
+            mixed = self.pointwise(mixed)
+        if not P:
+            return mixed
+        prefix = x[:, :P]
+        mixed = mixed + self.prefix_to_grid(prefix.mean(axis=1, keepdims=True))
+        pooled = self.pool(prefix, x)
+        return mx.concatenate([pooled, mixed], axis=1)
+
+
+class GridMaskAttention(nn.Module):
+    """Attention in which a grid cell attends only to its peers: the cells of its row, its column and (when
+    the side is a perfect square, as Sudoku's 9 = 3x3) its box, plus the prefix positions; the prefix
+    positions attend to everything. Same weights and names as the official attention."""
+
+    def __init__(self, hidden_size: int, num_heads: int, side: int, prefix_len: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv_proj = CastedLinear(hidden_size, 3 * num_heads * self.head_dim)
+        self.o_proj = CastedLinear(num_heads * self.head_dim, hidden_size)
+        self._mask = mx.array(grid_peer_mask(side, prefix_len))
+
+    def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
+        B, S, _ = x.shape
+        qkv = self.qkv_proj(x).reshape(B, S, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if rope is not None:
+            q, k = rope(q), rope(k)
+        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.head_dim), mask=self._mask)
+        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, S, -1))
+
+
+def grid_peer_mask(side: int, prefix_len: int):
+    """Boolean [S, S] (S = prefix_len + side^2): True where a query position may attend to a key position."""
+    import numpy as np
+
+    cells = np.arange(side * side)
+    row, col = cells // side, cells % side
+    box_side = math.isqrt(side)
+    peers = (row[:, None] == row[None, :]) | (col[:, None] == col[None, :])
+    if box_side * box_side == side and box_side > 1:
+        box = (row // box_side) * box_side + col // box_side
+        peers |= box[:, None] == box[None, :]
+    S = prefix_len + side * side
+    mask = np.ones((S, S), dtype=bool)
+    mask[prefix_len:, prefix_len:] = peers
+    return mask
+
+
+class PrefixPool(nn.Module):
+    """Learned pooling: the prefix positions attend (multi-head softmax, no positions) over the whole sequence."""
+
+    def __init__(self, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.q_proj = CastedLinear(hidden_size, hidden_size)
+        self.kv_proj = CastedLinear(hidden_size, 2 * hidden_size)
+        self.o_proj = CastedLinear(hidden_size, hidden_size)
+
+    def __call__(self, queries: mx.array, keys: mx.array) -> mx.array:
+        B, Sq, _ = queries.shape
+        Sk = keys.shape[1]
+        q = self.q_proj(queries).reshape(B, Sq, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+        kv = self.kv_proj(keys).reshape(B, Sk, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        out = mx.fast.scaled_dot_product_attention(q, kv[0], kv[1], scale=1.0 / math.sqrt(self.head_dim))
+        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, Sq, -1))
+
+
+# -- TRM's MLP-mixer block (mlp_t) ----------------------------------------------------------------------------
+
+class TokenMLPBlock(nn.Module):
+    """TRM's ``mlp_t`` block (the MLP-mixer variant used for Sudoku): the token mixer is a SwiGLU applied along
+    the sequence axis (its width is the sequence length, prefix included), followed by a post-norm that
+    normalises over the *sequence* axis per channel; then the usual channel SwiGLU with the usual norm over the
+    hidden axis. Not a ``make_mixer`` mixer, because its first norm is not the hidden-axis norm of ``Block``.
+    Official names: ``mlp_t`` (token MLP) and ``mlp`` (channel MLP). No positional information is needed (the
+    token MLP's weights are position-specific), so ``rope`` is ignored."""
+
+    def __init__(self, hidden_size: int, seq_len: int, expansion: float, norm_eps: float):
+        super().__init__()
+        self.mlp_t = SwiGLU(seq_len, expansion)
+        self.mlp = SwiGLU(hidden_size, expansion)
+        self.norm_eps = norm_eps
+
+    def __call__(self, x: mx.array, rope: Rope | None = None) -> mx.array:
+        t = x.swapaxes(1, 2)  # [B, D, S]: mix positions, normalise over positions
+        x = rms_norm(t + self.mlp_t(t), self.norm_eps).swapaxes(1, 2)
+        return rms_norm(x + self.mlp(x), self.norm_eps)

@@ -1,0 +1,77 @@
+"""The structured token mixers of the small CPU recipes: a convolution over the grid and attention masked to grid
+peers, behind the official mixer interface mixer(x [B, S, D], rope) -> [B, S, D]."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.models import build, layers
+
+BASE = {"family": "trm", "seq_len": 81, "vocab_size": 11, "num_puzzle_identifiers": 1, "H_cycles": 1,
+        "L_cycles": 2, "H_layers": 0, "L_layers": 1, "hidden_size": 16, "expansion": 2, "num_heads": 2,
+        "pos_encodings": "rope", "halt_max_steps": 2, "halt_exploration_prob": 0.0, "puzzle_emb_ndim": 16,
+        "puzzle_emb_len": 1, "forward_dtype": "float32"}
+
+
+def test_sudoku_peer_mask():
+    mask = layers.grid_peer_mask(9, 1)
+    assert mask.shape == (82, 82)
+    assert mask[0].all() and mask[:, 0].all()  # the prefix attends to all and is attended by all
+    peers = mask[1:, 1:]
+    assert peers.sum(1).tolist() == [21] * 81  # itself + 8 in its row + 8 in its column + 4 more in its box
+    cell = 4 * 9 + 4  # centre cell: row 4, column 4, box 4
+    expected = {r * 9 + c for r in range(9) for c in range(9) if r == 4 or c == 4 or (r // 3 == 1 and c // 3 == 1)}
+    assert set(np.flatnonzero(peers[cell]).tolist()) == expected
+    no_box = layers.grid_peer_mask(5, 0)  # 5 is not a square: rows and columns only
+    assert no_box.sum(1).tolist() == [9] * 25
+
+
+def test_grid_mask_attention_ignores_non_peers():
+    mx.random.seed(0)
+    mixer = layers.make_mixer("grid_mask", 16, 2, seq_len=81, prefix_len=1)
+    x = mx.random.normal((1, 82, 16))
+    y = mixer(x, None)
+    assert y.shape == (1, 82, 16)
+    x2 = x.at[0, 1 + 80].add(5.0)  # change cell (8, 8): not a peer of cell (0, 0)
+    y2 = mixer(x2, None)
+    np.testing.assert_allclose(np.array(y2[0, 1]), np.array(y[0, 1]), atol=1e-6)  # cell (0, 0) unchanged
+    assert not np.allclose(np.array(y2[0, 1 + 8]), np.array(y[0, 1 + 8]))  # cell (0, 8) is its column peer
+    assert not np.allclose(np.array(y2[0, 0]), np.array(y[0, 0]))  # the prefix sees everything
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_conv_mixer_is_local_and_pools_into_the_prefix(depthwise):
+    mx.random.seed(0)
+    mixer = layers.make_mixer("conv", 16, 2, seq_len=25, prefix_len=2, conv_depthwise=depthwise)
+    x = mx.random.normal((2, 27, 16))
+    y = mixer(x, None)
+    assert y.shape == (2, 27, 16)
+    x2 = x.at[0, 2 + 2 * 5 + 2].add(3.0)  # centre cell (2, 2) of the 5x5 grid
+    y2 = np.array(mixer(x2, None))
+    changed = ~np.isclose(y2[0, 2:], np.array(y)[0, 2:], atol=1e-6).all(-1)
+    rows, cols = np.divmod(np.flatnonzero(changed), 5)
+    assert set(zip(rows.tolist(), cols.tolist())) == {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}  # 3x3
+    assert not np.allclose(y2[0, :2], np.array(y)[0, :2])  # the prefix pools over the grid
+    np.testing.assert_allclose(y2[1], np.array(y)[1], atol=1e-6)  # rows of a batch do not mix
+
+
+@pytest.mark.parametrize("mixer", ["conv", "grid_mask", "sudoku_attention"])
+def test_models_with_structured_mixers_run_and_official_ones_do_not_change(mixer):
+    model = build({**BASE, "mixer": mixer})
+    from hrm_mlx.models import act
+
+    batch = {"inputs": mx.ones((2, 81), dtype=mx.int32), "labels": mx.ones((2, 81), dtype=mx.int32),
+             "puzzle_identifiers": mx.zeros((2,), dtype=mx.int32)}
+    carry = act.reset_halted(model, act.initial_carry(model, batch), batch)
+    _, outputs = act.forward(model, carry)
+    assert outputs["logits"].shape == (2, 81, 11)
+    official = build(BASE)
+    assert type(official.L_level.layers[0].self_attn) is layers.Attention
+
+
+def test_bad_mixer_configs_are_user_errors():
+    with pytest.raises(HrmMlxError, match="unknown mixer"):
+        build({**BASE, "mixer": "lstm"})
+    with pytest.raises(HrmMlxError, match="not a"):
+        build({**BASE, "mixer": "conv", "seq_len": 80})
