@@ -79,6 +79,7 @@ class Attention(nn.Module):
         self.head_dim = hidden_size // num_heads
         self.qkv_proj = CastedLinear(hidden_size, 3 * num_heads * self.head_dim)
         self.o_proj = CastedLinear(num_heads * self.head_dim, hidden_size)
+        self._mask = None  # boolean [S, S], True where a query may attend to a key (subclasses set it)
 
     def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
         B, S, _ = x.shape
@@ -86,7 +87,7 @@ class Attention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         if rope is not None:
             q, k = rope(q), rope(k)
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.head_dim))
+        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.head_dim), mask=self._mask)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, S, -1))
 
 
@@ -211,27 +212,14 @@ class GridConv(nn.Module):
         return mx.concatenate([pooled, mixed], axis=1)
 
 
-class GridMaskAttention(nn.Module):
+class GridMaskAttention(Attention):
     """Attention in which a grid cell attends only to its peers: the cells of its row, its column and (when
     the side is a perfect square, as Sudoku's 9 = 3x3) its box, plus the prefix positions; the prefix
     positions attend to everything. Same weights and names as the official attention."""
 
     def __init__(self, hidden_size: int, num_heads: int, side: int, prefix_len: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.qkv_proj = CastedLinear(hidden_size, 3 * num_heads * self.head_dim)
-        self.o_proj = CastedLinear(num_heads * self.head_dim, hidden_size)
+        super().__init__(hidden_size, num_heads)
         self._mask = mx.array(grid_peer_mask(side, prefix_len))
-
-    def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
-        B, S, _ = x.shape
-        qkv = self.qkv_proj(x).reshape(B, S, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if rope is not None:
-            q, k = rope(q), rope(k)
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.head_dim), mask=self._mask)
-        return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, S, -1))
 
 
 def grid_peer_mask(side: int, prefix_len: int):
