@@ -54,6 +54,11 @@ def _draw(task: str, solution) -> None:
         console.print(render.sudoku_grid(solution.puzzle.grid, solution.answer))
     elif task == "maze":
         console.print(render.maze_grid(solution.answer))
+    else:
+        for n, ((test_input, _), tries) in enumerate(zip(solution.puzzle.test, solution.attempts)):
+            console.print(f"test input {n + 1}, then attempts 1 and 2:")
+            for grid in (test_input, *tries):
+                console.print(render.arc_grid(grid))
     verdict = "[green]solved[/green]" if solution.solved else f"[red]not solved[/red] ({solution.reason})"
     halting = " ".join(f"{c:.2f}" for c in solution.halt_confidence)
     console.print(f"{verdict} after {solution.steps} ACT steps; halting confidence per step: {halting}\n")
@@ -62,9 +67,13 @@ def _draw(task: str, solution) -> None:
 def _record(source: str, task: str, solution) -> dict:
     from hrm_mlx import tasks
 
-    return {"source": source, "task": task, "solved": solution.solved, "reason": solution.reason,
-            "steps": solution.steps, "halt_confidence": [round(c, 4) for c in solution.halt_confidence],
-            "answer": tasks.get(task).to_text(solution.answer)}
+    record = {"source": source, "task": task, "solved": solution.solved, "reason": solution.reason,
+              "steps": solution.steps, "halt_confidence": [round(c, 4) for c in solution.halt_confidence]}
+    if solution.attempts is None:
+        record["answer"] = tasks.get(task).to_text(solution.answer)
+    else:
+        record["attempts"] = [[grid.tolist() for grid in tries] for tries in solution.attempts]
+    return record
 
 
 def solve(
@@ -80,6 +89,12 @@ def solve(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Puzzles per model batch."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle instead of grids."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
+    num_aug: int = typer.Option(8, "--num-aug", min=1, help="ARC: how many trained versions (original and "
+                                "augmented) of a task vote on each test output."),
+    solutions_file: Path = typer.Option(None, "--solutions", help="ARC: a Kaggle solutions file; reports the "
+                                        "Kaggle score and the strict all-tests score."),
+    submission: Path = typer.Option(None, "--submission", help="ARC: write a Kaggle submission.json (top-2 "
+                                    "attempts per test input) to this path."),
 ) -> None:
     """Solve puzzles and check every answer (Sudoku rules, shortest maze path, known ARC output)."""
     from hrm_mlx import io, solve as solver, tasks
@@ -103,14 +118,22 @@ def solve(
 
     records = []
     for name, labelled in by_task.items():
-        loaded_model, config = io.load(model or str(solver.shipped_model(name)))
+        source = model or str(solver.shipped_model(name))
+        loaded_model, config = io.load(source)
         model_task, encoding = solver.task_of(config)
         if model_task.NAME != name:
             raise HrmMlxError(f"the model solves {model_task.NAME}, not {name} puzzles")
+        if name == "arc":
+            if solutions_file:
+                labelled = _with_solutions(labelled, solutions_file)
+            versions = solver.arc_versions(io.load_identifiers(source))
         good = []
         for label, puzzle in labelled:
             try:
                 model_task.validate(puzzle, **encoding)
+                if name == "arc" and puzzle.id not in versions:
+                    raise HrmMlxError(f"task {puzzle.id!r} was not in the model's training data: an ARC model "
+                                      "solves only tasks whose puzzle embedding it learned")
                 good.append((label, puzzle))
             except HrmMlxError as error:
                 _report(f"{label}: {error}")
@@ -118,11 +141,17 @@ def solve(
         if not good:
             continue
         start = time.perf_counter()
-        with Progress(console=err_console, transient=True, disable=len(good) <= batch_size) as progress:
-            bar = progress.add_task(f"solving {len(good)} {name} puzzles", total=len(good))
-            solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
-                                     adaptive=adaptive, batch_size=batch_size,
-                                     on_batch=lambda n: progress.advance(bar, n))
+        rows = sum(len(p.test) * min(num_aug, len(versions[p.id])) for _, p in good) if name == "arc" else len(good)
+        with Progress(console=err_console, transient=True, disable=rows <= batch_size) as progress:
+            bar = progress.add_task(f"solving {len(good)} {name} puzzles", total=rows)
+            advance = lambda n: progress.advance(bar, n)  # noqa: E731
+            if name == "arc":
+                solutions = solver.solve_arc(loaded_model, versions, [p for _, p in good], num_aug=num_aug,
+                                             max_steps=max_steps, batch_size=batch_size, on_batch=advance)
+                _kaggle_files(solutions, submission, solutions_file)
+            else:
+                solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
+                                         adaptive=adaptive, batch_size=batch_size, on_batch=advance)
         elapsed = time.perf_counter() - start
         for (label, _), solution in zip(good, solutions):
             records.append(_record(label, name, solution))
@@ -139,6 +168,31 @@ def solve(
         tmp.replace(out)
     if failures:
         raise typer.Exit(2)
+
+
+def _with_solutions(labelled: list, path: Path) -> list:
+    from hrm_mlx.tasks import arc
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HrmMlxError(f"{path}: cannot read ({error.__class__.__name__})") from None
+    puzzles = arc.attach_solutions([p for _, p in labelled], text)
+    return [(label, puzzle) for (label, _), puzzle in zip(labelled, puzzles)]
+
+
+def _kaggle_files(solutions: list, submission: Path | None, solutions_file: Path | None) -> None:
+    from hrm_mlx.tasks import arc
+
+    entries = arc.make_submission({s.puzzle.id: s.attempts for s in solutions}, [s.puzzle for s in solutions])
+    if submission:
+        tmp = submission.with_name(submission.name + ".tmp")
+        arc.write_submission(tmp, entries)
+        tmp.replace(submission)
+    if solutions_file:
+        score = arc.score_submission(entries, solutions_file.read_text(encoding="utf-8"))
+        console.print(f"ARC Kaggle score {score.kaggle:.3f} (per task, fraction of test inputs solved by either "
+                      f"attempt); strict all-tests score {score.strict:.3f}")
 
 
 def _summary(task: str, solutions: list, seconds: float) -> None:

@@ -28,6 +28,7 @@ class Solution:
     reason: str
     steps: int
     halt_confidence: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each ACT step
+    attempts: list | None = None  # ARC: the ranked attempts (top 2 grids) for each test input
 
 
 def shipped_model(task: str) -> Path:
@@ -113,4 +114,65 @@ def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, a
                                       [float(c) for c in confidence[i, :steps[i]]]))
         if on_batch:
             on_batch(len(chunk))
+    return solutions
+
+
+# -- ARC: augmentation voting ------------------------------------------------------------------------------------
+
+def arc_versions(identifiers: list[str] | None) -> dict[str, list[tuple[int, str]]]:
+    """Task id -> [(puzzle identifier, task name)] of the versions (original and augmented) the model was trained
+    on, original first. An ARC model knows a task only through these learned puzzle embeddings."""
+    from hrm_mlx.tasks import arc
+
+    versions: dict[str, list[tuple[int, str]]] = {}
+    for index, name in enumerate(identifiers or []):
+        if name == arc.BLANK_IDENTIFIER:
+            continue
+        task_id = arc.split_name(name)[0]
+        versions.setdefault(task_id, []).append((index, name))
+    for entries in versions.values():
+        entries.sort(key=lambda entry: not arc.split_name(entry[1])[1].is_identity)
+    return versions
+
+
+def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_steps: int | None = None,
+              batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> list[Solution]:
+    """The official ARC evaluation for each test input: run the model on up to ``num_aug`` versions of the task
+    (each with its own puzzle embedding), undo each augmentation, vote, and rank by (votes, mean halting
+    confidence). Puzzles must be in ``versions``; the answer holds the top attempt per test input."""
+    from hrm_mlx.tasks import arc
+
+    rows = []  # (puzzle index, test index, identifier, name, encoded augmented test input)
+    for p, puzzle in enumerate(puzzles):
+        for t, (test_input, _) in enumerate(puzzle.test):
+            for identifier, name in versions[puzzle.id][:num_aug]:
+                augmented = arc.split_name(name)[1].apply(test_input)
+                rows.append((p, t, identifier, name, arc.encode_grid(augmented)))
+    tokens, halt = [], []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        predicted, _, confidence = run_act(model, np.stack([r[4] for r in chunk]),
+                                           np.array([r[2] for r in chunk], dtype=np.int32), max_steps=max_steps)
+        tokens.append(predicted)
+        halt.append(confidence)
+        if on_batch:
+            on_batch(len(chunk))
+    tokens, halt = np.concatenate(tokens), np.concatenate(halt)
+    final = np.clip(halt[:, -1], 1e-7, 1 - 1e-7)
+    final_logits = np.log(final) - np.log1p(-final)
+    solutions = []
+    for p, puzzle in enumerate(puzzles):
+        attempts, mine = [], [i for i, r in enumerate(rows) if r[0] == p]
+        for t in range(len(puzzle.test)):
+            picked = [i for i in mine if rows[i][1] == t]
+            ranked = arc.vote(tokens[picked], final_logits[picked], [rows[i][3] for i in picked])
+            attempts.append(arc.top_attempts(ranked, 2))
+        expected = puzzle.solution
+        if expected is None:
+            solved, reason = False, "no known output"
+        else:
+            hits = sum(any(arc.grid_equal(a, e) for a in tries) for tries, e in zip(attempts, expected))
+            solved, reason = hits == len(expected), f"{hits}/{len(expected)} test outputs among the top 2 attempts"
+        solutions.append(Solution(puzzle, [tries[0] for tries in attempts], solved, reason, halt.shape[1],
+                                  [float(c) for c in halt[mine].mean(axis=0)], attempts))
     return solutions

@@ -180,3 +180,45 @@ def test_fuzz_cli_never_shows_a_traceback(tmp_path, maze_model):
         result = run("solve", path, "--model", maze_model, "--json")
         assert result.exception is None or isinstance(result.exception, (HrmMlxError, SystemExit)), (
             text, result.exception)
+
+
+# -- ARC: augmentation voting, Kaggle files ------------------------------------------------------------------------
+
+ARC_TASK = {"train": [{"input": [[1, 0], [0, 2]], "output": [[2, 0], [0, 1]]},
+                      {"input": [[3, 3], [0, 0]], "output": [[0, 0], [3, 3]]}],
+            "test": [{"input": [[5, 0], [0, 6]]}]}
+
+
+@pytest.fixture(scope="module")
+def arc_model(tmp_path_factory):
+    from hrm_mlx.tasks import arc
+
+    names = ["<blank>", "abc123"] + [arc.augmented_name("abc123", arc.ArcAugmentation(t, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9)))
+                                     for t in (1, 4)]
+    folder = tmp_path_factory.mktemp("models") / "arc"
+    config = tiny_config({"name": "arc", "canvas": 30}, 900, arc.VOCAB_SIZE)
+    config["num_puzzle_identifiers"] = len(names)
+    io.save(build(config), config, folder, identifiers=names)
+    return folder
+
+
+def test_arc_task_is_solved_by_voting_over_its_trained_versions(tmp_path, arc_model):
+    challenges = tmp_path / "challenges.json"
+    challenges.write_text(json.dumps({"abc123": ARC_TASK, "zzz999": ARC_TASK}))
+    solutions = tmp_path / "solutions.json"
+    solutions.write_text(json.dumps({"abc123": [[[6, 0], [0, 5]]], "zzz999": [[[6, 0], [0, 5]]]}))
+    submission = tmp_path / "submission.json"
+    result = run("solve", challenges, "--model", arc_model, "--json", "--num-aug", "3",
+                 "--solutions", solutions, "--submission", submission)
+    assert result.exit_code == 2  # zzz999 is unknown to the model: reported, the other task still solved
+    assert "zzz999" in result.output and "not in the model's training data" in result.output
+    record = json.loads([line for line in result.output.splitlines() if line.startswith("{")][0])
+    assert record["task"] == "arc" and 1 <= len(record["attempts"][0]) <= 2
+    written = json.loads(submission.read_text())
+    assert set(written) == {"abc123"} and set(written["abc123"][0]) == {"attempt_1", "attempt_2"}
+    assert "Kaggle score" in result.output
+
+
+def test_arc_versions_put_the_original_first():
+    versions = solver.arc_versions(["<blank>", "t1_t3_0123456789", "t1", "t2"])
+    assert versions == {"t1": [(2, "t1"), (1, "t1_t3_0123456789")], "t2": [(3, "t2")]}

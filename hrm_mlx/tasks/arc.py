@@ -304,9 +304,11 @@ def attach_solutions(puzzles: Sequence[ArcPuzzle], solutions: str | Mapping) -> 
 # Validation and checking
 
 
-def validate(puzzle: ArcPuzzle) -> None:
+def validate(puzzle: ArcPuzzle, canvas: int = CANVAS) -> None:
     """Raise HrmMlxError when the task cannot be used: no demonstration pair, no test input, or a grid that is not
-    1x1..30x30 of colours 0-9."""
+    1x1..30x30 of colours 0-9. ``canvas`` (a model's task setting) must be the official 30."""
+    if canvas != CANVAS:
+        raise HrmMlxError(f"ARC models use the official {CANVAS}x{CANVAS} canvas, not {canvas}x{canvas}")
     if not puzzle.train:
         raise HrmMlxError(f"task {puzzle.id}: no demonstration pairs")
     if not puzzle.test:
