@@ -92,7 +92,10 @@ def stablemax_cross_entropy(logits: mx.array, labels: mx.array) -> mx.array:
     polynomial tails that avoids the overflow of exp for confident logits. Float32 (the official code uses
     float64, which Metal lacks; the difference is within float32 rounding of the result)."""
     x = logits.astype(mx.float32)
-    s = mx.where(x < 0, 1.0 / (1.0 - x + 1e-30), x + 1.0)
+    # Each branch sees only its own side of 0: the unselected branch of a where still gets a zero cotangent, and
+    # 1 / (1 - x) evaluated at a logit of exactly 1.0 would make that 0 * inf = NaN in float32 (the official
+    # float64 code survives it). The official + 1e-30 is below float32 resolution next to 1 - x >= 1.
+    s = mx.where(x < 0, 1.0 / (1.0 - mx.minimum(x, 0.0)), mx.maximum(x, 0.0) + 1.0)
     log_probs = mx.log(s) - mx.log(mx.sum(s, axis=-1, keepdims=True))
     return -_pick(log_probs, labels)
 
