@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from hrm_mlx.cli import bench, convert, doctor, solve
+    from hrm_mlx.cli import bench, convert, doctor, eval, solve, train
 
-    for module in (solve, doctor, bench, convert):
+    for module in (solve, doctor, bench, convert, train, eval):
         module.register(app)
 
 

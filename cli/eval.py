@@ -1,0 +1,78 @@
+"""``hrm-mlx eval``: exact accuracy of a model on a generated or official test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+MODEL_HELP = "Model folder (e.g. RUN_DIR/model), official checkpoint or Hugging Face repo id."
+SOURCE_HELP = ("Test data: 'generate' (seeded generator), 'hub' (the official sapientinc test CSV), or a folder "
+               "(train.csv/test.csv, or official layout). Default: the held-out split of the model's own training "
+               "data when its config records it, else 'hub'.")
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    task: Optional[str] = typer.Option(None, "--task", help="sudoku, maze or arc (default: the model's task)."),
+    source: Optional[str] = typer.Option(None, "--source", help=SOURCE_HELP),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Test puzzles: generated count, or a seeded subsample "
+                                    "of an official test set."),
+    overrides: List[str] = typer.Option([], "--set", help="Data setting KEY=VALUE (e.g. --set size=15 --set "
+                                        "min_path=20 --set givens=[24,28])."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Puzzles per batch."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1,
+                                            help="ACT steps per puzzle (default: the model's halt_max_steps)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Cache of built data sets."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+) -> None:
+    """Exact accuracy of a model on a generated or official test set, with token accuracy and ACT steps."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hrm_mlx import train as training
+    from hrm_mlx.cli.render import console, key_value_table
+
+    settings = {}
+    for path, value in training.parse_overrides(overrides):
+        settings[".".join(path)] = value
+    if source is not None:
+        settings["source"] = source
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=console)
+    tasks = {}
+
+    def on_event(event):
+        kind = event["event"]
+        if kind == "data":
+            if "data" not in tasks:
+                tasks["data"] = progress.add_task("data", total=event["total"])
+            progress.update(tasks["data"], total=event["total"], completed=event["done"],
+                            description=event["what"][:40])
+        elif kind == "eval_start":
+            tasks["eval"] = progress.add_task("evaluating", total=event["total"])
+        elif kind == "eval_batch":
+            progress.advance(tasks["eval"], event["n"])
+
+    with progress:
+        result = training.evaluate_model(model, task, settings, n=n, batch_size=batch_size, max_steps=max_steps,
+                                         cache_dir=data_dir, callback=on_event)
+    solved = result.get("solved")
+    rows = {
+        "task": result["task"],
+        "puzzles": f"{result['count']:,}",
+        "exact accuracy": f"{result['exact_accuracy']:.4f}",
+        "token accuracy": f"{result['accuracy']:.4f}",
+        "checker accepts": "-" if solved is None else f"{solved:.4f}",
+        "mean ACT steps (halting head)": f"{result['act_steps']:.2f}",
+        "data": result["data"],
+    }
+    console.print(key_value_table(f"eval {model}", rows))
+    if json_file:
+        json_file.write_text(json.dumps(result, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="eval")(evaluate)

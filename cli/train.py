@@ -1,0 +1,170 @@
+"""``hrm-mlx train``: train a model from a recipe (progress bar, periodic evaluation, checkpoints, resume)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from hrm_mlx.errors import HrmMlxError
+
+TASK_HELP = ("Task to train (sudoku, maze, arc): uses the task's small CPU recipe unless --recipe is given.")
+RECIPE_HELP = "Recipe name (see --list-recipes) or a recipe JSON file."
+SET_HELP = ("Override a config value, KEY=VALUE (repeatable), e.g. --set train.lr=3e-4 --set model.hidden_size=64 "
+            "--set train.data.n_train=5000. Values are JSON (numbers, true, null, [30,40]) or plain strings.")
+
+
+def _fmt(value, spec=".3f"):
+    return "-" if value is None else format(value, spec)
+
+
+class _Renderer:
+    """Renders the training events with rich: a data bar while building, then a training bar."""
+
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        from hrm_mlx.cli.render import console
+
+        self.console = console
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console, transient=False)
+        self.data_task = None
+        self.train_task = None
+        self.started = False
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        if kind == "data":
+            if self.data_task is None:
+                self.data_task = self.progress.add_task("data", total=event["total"], info="")
+            self.progress.update(self.data_task, total=event["total"], completed=event["done"],
+                                 description=event["what"][:40])
+        elif kind == "start":
+            if self.data_task is not None:
+                self.progress.remove_task(self.data_task)
+                self.data_task = None
+            mode = "compiled" if event["compiled"] else "eager"
+            self.console.print(
+                f"[bold]run[/] {event['run_dir']}  {event['params']:,} parameters, {event['train_examples']:,} "
+                f"training / {event['test_examples']:,} test examples, {event['world_size']} rank(s), {mode}"
+                + (f"  (resumed at step {event['step']})" if event["resumed"] else ""))
+            self.console.print(f"[dim]data {event['data']}; eval every {event['eval_every']} steps, checkpoint "
+                               f"every {event['checkpoint_every']}[/]")
+            self.train_task = self.progress.add_task("train", total=event["total_steps"], completed=event["step"],
+                                                     info="")
+        elif kind == "train":
+            info = (f"loss {_fmt(event['loss'], '.4f')}  acc {_fmt(event['accuracy'])}  exact "
+                    f"{_fmt(event['exact_accuracy'])}  {_fmt(event['steps_per_s'], '.2f')} steps/s "
+                    f"({_fmt(event['examples_per_s'], '.0f')} ex/s)")
+            self.progress.update(self.train_task, completed=event["step"], info=info)
+        elif kind == "eval":
+            self.console.print(f"[cyan]eval[/] step {event['step']}: exact accuracy {event['exact_accuracy']:.3f}, "
+                               f"token accuracy {event['accuracy']:.3f}, mean ACT steps {event['act_steps']:.2f} "
+                               f"({event['count']} puzzles)")
+        elif kind == "checkpoint":
+            self.console.print(f"[dim]checkpoint {event['path']}[/]")
+        elif kind == "done":
+            self.stop()
+
+    def stop(self):
+        if self.started:
+            self.progress.stop()
+            self.started = False
+
+
+def train(
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    overrides: List[str] = typer.Option([], "--set", help=SET_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimizer steps (train.steps)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                             help="Global batch size (train.global_batch_size)."),
+    subsample: Optional[int] = typer.Option(None, "--subsample", min=1, help="Keep this many training puzzles of an "
+                                            "official data set (train.data.subsample; seeded)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<recipe>-<time>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    eager: bool = typer.Option(False, "--eager", help="Do not mx.compile the training step (train.compile=false)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.1, help="Minutes to train in this "
+                                               "invocation; then evaluate, checkpoint and save the model as at the "
+                                               "end (continue later with --resume)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where built data sets are cached "
+                                            "(default $HRM_MLX_DATA or ~/.cache/hrm-mlx/data)."),
+    list_recipes: bool = typer.Option(False, "--list-recipes", help="List the recipes and exit."),
+) -> None:
+    """Train a model from a recipe: official semantics, cached data, checkpoints, exact --resume, data parallel."""
+    from hrm_mlx import recipes
+    from hrm_mlx import train as training
+    from hrm_mlx.cli.render import console
+
+    if list_recipes:
+        for name in recipes.names():
+            console.print(f"[bold]{name}[/]  {recipes.load(name).get('description', '')}")
+        return
+    pairs = list(overrides)
+    if steps is not None:
+        pairs.append(f"train.steps={steps}")
+    if batch_size is not None:
+        pairs.append(f"train.global_batch_size={batch_size}")
+    if subsample is not None:
+        pairs.append(f"train.data.subsample={subsample}")
+    if eager:
+        pairs.append("train.compile=false")
+    if task is not None and task not in training.DEFAULT_RECIPES:
+        raise HrmMlxError(f"unknown task {task!r}; known tasks: {', '.join(training.DEFAULT_RECIPES)}")
+
+    config = None
+    if recipe is None and task is None:
+        if resume is None:
+            raise HrmMlxError("say what to train: --task sudoku|maze|arc or --recipe NAME (or --resume RUN_DIR)")
+        if pairs:
+            raise HrmMlxError("--resume continues a run with its own settings: give no --set, --steps, --batch-size, "
+                              "--subsample or --eager without its --recipe/--task")
+    else:
+        loaded = training.load_recipe(recipe or training.DEFAULT_RECIPES[task])
+        if task is not None and loaded["task"] != task:
+            raise HrmMlxError(f"recipe {recipe!r} trains {loaded['task']}, not {task}")
+        config = training.resolve_config(loaded, pairs)
+    if resume is not None:
+        run_dir = resume
+        if out is not None and Path(out) != Path(resume):
+            raise HrmMlxError("give either --out or --resume, not both")
+    else:
+        run_dir = out or Path("runs") / f"{config['recipe'] or config['task']}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    import mlx.core as mx
+
+    rank0 = mx.distributed.init().rank() == 0
+    renderer = _Renderer() if rank0 else None
+    try:
+        summary = training.train(config, run_dir, resume=resume is not None, callback=renderer, cache_dir=data_dir,
+                                 time_limit=60 * time_limit if time_limit else None)
+    finally:
+        if renderer:
+            renderer.stop()
+    if not rank0:
+        return
+    if summary["interrupted"]:
+        console.print(f"interrupted at step {summary['step']}; checkpoint saved. Continue with: "
+                      f"hrm-mlx train --resume {summary['run_dir']}")
+        sys.exit(130)
+    result = summary.get("eval") or {}
+    if summary.get("time_limited"):
+        console.print(f"[bold yellow]time limit[/]: stopped at step {summary['step']} of {summary['total_steps']}; "
+                      f"continue with: hrm-mlx train --resume {summary['run_dir']}")
+    console.print(f"[bold green]done[/]: {summary['step']} steps in {summary['elapsed_s'] / 60:.1f} min; "
+                  f"eval exact accuracy {_fmt(result.get('exact_accuracy'))}")
+    console.print(f"model  {summary.get('model_dir')}   (hrm-mlx solve --model {summary.get('model_dir')} ...)")
+    console.print(f"metrics {Path(summary['run_dir']) / 'metrics.jsonl'}   plot {summary.get('plot') or '-'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
