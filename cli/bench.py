@@ -16,18 +16,20 @@ def bench(
     batch: int = typer.Option(64, min=1, help="Batch size (puzzles per step)."),
     trials: int = typer.Option(3, min=1, help="Timed ACT steps per mode, after one warm-up step."),
     dtype: str = typer.Option("float32", help="Activation dtype: float32, bfloat16 or float16."),
+    train: bool = typer.Option(True, "--train/--no-train", help="Also time a training step (optimizer step)."),
     json_file: Path = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
-    """Time one eval ACT step (ms), achieved GFLOP/s and its share of this machine's sgemm peak."""
+    """Time an eval ACT step (ms, GFLOP/s, share of this machine's sgemm peak) and a training step."""
     from hrm_mlx import bench as measure
-    from hrm_mlx import recipes
+    from hrm_mlx.train import load_recipe
 
-    config = recipes.load(model)["model"]
+    recipe = load_recipe(model)
+    config = recipe["model"]
     env = measure.environment()
     console.print(key_value_table("environment", env))
 
     def on_trial(mode, i, seconds):
-        console.print(f"  {mode:8s} trial {i + 1}: {1000 * seconds:9.1f} ms per ACT step")
+        console.print(f"  {mode:8s} trial {i + 1}: {1000 * seconds:9.1f} ms")
 
     result = measure.bench_eval_step(config, batch, trials, dtype=dtype, on_trial=on_trial)
     rows = {"model": f"{model} ({result['params']:,} parameters, {result['dtype']})",
@@ -39,8 +41,16 @@ def bench(
                       f"({100 * r['share_of_peak']:.0f}% of peak), peak memory {r['peak_memory_gb']:.2f} GB")
     rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
     console.print(key_value_table("eval ACT step", rows))
+    report = {"environment": env, "eval_step": result}
+    if train:
+        result = measure.bench_train_step(recipe, batch, trials, dtype=dtype, on_trial=on_trial)
+        rows = {mode: (f"{result[mode]['ms_per_step']:.1f} ms/step, {result[mode]['examples_per_s']:.1f} examples/s, "
+                       f"peak memory {result[mode]['peak_memory_gb']:.2f} GB") for mode in ("compiled", "eager")}
+        rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
+        console.print(key_value_table("training step", rows))
+        report["train_step"] = result
     if json_file:
-        json_file.write_text(json.dumps({"environment": env, "eval_step": result}, indent=2))
+        json_file.write_text(json.dumps(report, indent=2))
 
 
 def register(app: typer.Typer) -> None:

@@ -94,3 +94,34 @@ def bench_eval_step(config: dict, batch_size: int, trials: int, *, dtype: str | 
     result["compiled_speedup"] = result["eager"]["ms_per_step"] / result["compiled"]["ms_per_step"]
     return result
 
+
+
+def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str | None = None,
+                     on_trial: Callable[[str, int, float], None] | None = None) -> dict:
+    """One optimizer step of the recipe (ACT step with the Q target, loss, backward, AdamATan2, SignSGD),
+    compiled and eager side by side, on random data (the carry persists across steps as in training)."""
+    from hrm_mlx.train import Trainer, initial_carry, resolve_config
+
+    config = {**recipe["model"], **({"forward_dtype": dtype} if dtype else {})}
+    train = {**resolve_config(recipe)["train"], "global_batch_size": batch_size}
+    batch = random_batch(config, batch_size)
+    result = {"batch": batch_size, "dtype": config["forward_dtype"]}
+    for mode in ("compiled", "eager"):
+        model = build(config)
+        trainer = Trainer(model, train, total_steps=10**6, group=mx.distributed.init(),
+                          compiled=mode == "compiled")
+        carry = initial_carry(model, batch_size, config["seq_len"])
+        mx.reset_peak_memory()
+        times = []
+        for i in range(1 + trials):
+            start = time.perf_counter()
+            carry, _ = trainer.step(i + 1, carry, batch)
+            if i:
+                times.append(time.perf_counter() - start)
+                if on_trial:
+                    on_trial(mode, i - 1, times[-1])
+        median = statistics.median(times)
+        result[mode] = {"ms_per_step": 1000 * median, "examples_per_s": batch_size / median,
+                        "peak_memory_gb": mx.get_peak_memory() / 1e9, "trials_ms": [1000 * t for t in times]}
+    result["compiled_speedup"] = result["eager"]["ms_per_step"] / result["compiled"]["ms_per_step"]
+    return result
