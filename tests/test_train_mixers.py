@@ -75,3 +75,33 @@ def test_bad_mixer_configs_are_user_errors():
         build({**BASE, "mixer": "lstm"})
     with pytest.raises(HrmMlxError, match="not a"):
         build({**BASE, "mixer": "conv", "seq_len": 80})
+
+
+@pytest.mark.parametrize("family", ["hrm", "trm"])
+def test_flare_mixer_swaps_the_attention_of_every_block_and_trains(family):
+    from mlx.utils import tree_flatten
+
+    from hrm_mlx.models import act
+    from hrm_mlx.models.flare import FlareMixer
+
+    config = dict(BASE, family=family, mixer="flare", num_latents=8)
+    if family == "hrm":
+        config.update(H_cycles=1, L_cycles=1, H_layers=1, L_layers=1)
+    model = build(config)
+    blocks = [b for level in ("H_level", "L_level") if level in model for b in model[level].layers]
+    assert blocks and all(isinstance(b.self_attn, FlareMixer) for b in blocks)
+    batch = {"inputs": mx.random.randint(1, 11, (3, 81)), "labels": mx.random.randint(1, 11, (3, 81)),
+             "puzzle_identifiers": mx.zeros((3,), dtype=mx.int32)}
+    carry = act.reset_halted(model, act.initial_carry(model, batch), batch)
+    rows = model.puzzle_rows(carry["puzzle_identifiers"])
+
+    def loss(params):
+        model.update(params)
+        return act.training_loss(model, carry, rows, mx.zeros((3,), dtype=mx.int32))[0]
+
+    grads = dict(tree_flatten(mx.grad(loss)(model.trainable_parameters())))
+    latent_grads = [g for name, g in grads.items() if "latent_q" in name]
+    assert latent_grads and all(np.isfinite(np.array(g)).all() for g in grads.values())
+    assert any(float(mx.abs(g).sum()) > 0 for g in latent_grads)
+    _, outputs, loss_value, _ = act.make_eval_step(model)(act.initial_carry(model, batch), batch)
+    assert outputs["logits"].shape == (3, 81, 11) and np.isfinite(loss_value.item())

@@ -45,7 +45,8 @@ class ModelArgs:
     rope_theta: float = 10000.0
     forward_dtype: str = "bfloat16"
     loss_type: str = "stablemax_cross_entropy"  # or "softmax_cross_entropy"
-    mixer: str = "attention"  # or a structured mixer of layers.STRUCTURED_MIXERS ("conv", "grid_mask")
+    mixer: str = "attention"  # or "flare", or a structured mixer of layers.STRUCTURED_MIXERS ("conv", "grid_mask")
+    num_latents: int = 64  # FLARE mixer: latent queries per block
     # Layout options of the structured mixers (unused by the official attention):
     grid_side: int = 0  # side of the square grid behind seq_len; 0 = sqrt(seq_len)
     conv_kernel: int = 3
@@ -75,11 +76,14 @@ class ModelArgs:
             raise HrmMlxError(f"unknown loss_type {self.loss_type!r}")
         if self.hidden_size % self.num_heads:
             raise HrmMlxError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        if self.mixer != "attention":
+        if self.mixer == "flare" and self.num_latents < 1:
+            raise HrmMlxError(f"the FLARE mixer needs num_latents >= 1, not {self.num_latents}")
+        if self.mixer not in ("attention", "flare"):
             from hrm_mlx.models.layers import STRUCTURED_MIXERS, grid_layout
 
             if self.mixer not in STRUCTURED_MIXERS:
-                raise HrmMlxError(f"unknown mixer {self.mixer!r}; known: attention, {', '.join(STRUCTURED_MIXERS)}")
+                raise HrmMlxError(f"unknown mixer {self.mixer!r}; known: attention, flare, "
+                                  f"{', '.join(STRUCTURED_MIXERS)}")
             try:
                 grid_layout(self.seq_len, self.grid_side)
             except ValueError as error:
@@ -89,7 +93,8 @@ class ModelArgs:
     def mixer_options(self) -> dict:
         """What a token mixer needs to know about the sequence layout (see layers.make_mixer)."""
         return {"seq_len": self.seq_len, "prefix_len": self.puzzle_emb_len, "grid_side": self.grid_side,
-                "conv_kernel": self.conv_kernel, "conv_depthwise": self.conv_depthwise}
+                "conv_kernel": self.conv_kernel, "conv_depthwise": self.conv_depthwise,
+                "num_latents": self.num_latents}
 
     @property
     def puzzle_emb_len(self) -> int:
@@ -138,5 +143,6 @@ def flops_per_step(args: ModelArgs, batch_size: int) -> float:
     """Floating-point operations of one ACT step (eval: one model call), counting matmuls only (2 per
     multiply-add), the usual convention for achieved-FLOP/s figures."""
     block_calls = args.H_cycles * (args.L_cycles * args.L_layers + args.H_layers)
-    per_block = block_flops(batch_size, args.seq_len + args.puzzle_emb_len, args.hidden_size, args.expansion)
+    per_block = block_flops(batch_size, args.seq_len + args.puzzle_emb_len, args.hidden_size, args.expansion,
+                            mixer=args.mixer, num_latents=args.num_latents)
     return block_calls * per_block + head_flops(batch_size, args.seq_len, args.hidden_size, args.vocab_size)

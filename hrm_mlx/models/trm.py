@@ -111,5 +111,5 @@ def flops_per_step(args: ModelArgs, batch_size: int) -> float:
     L_layers blocks, plus the output head."""
     block_calls = args.H_cycles * (args.L_cycles + 1) * args.L_layers
     per_block = block_flops(batch_size, args.seq_len + args.puzzle_emb_len, args.hidden_size, args.expansion,
-                            mlp_t=args.mlp_t)
+                            mlp_t=args.mlp_t, mixer=args.mixer, num_latents=args.num_latents)
     return block_calls * per_block + head_flops(batch_size, args.seq_len, args.hidden_size, args.vocab_size)
