@@ -28,16 +28,20 @@ def _files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _read_puzzles(path: Path, task_name: str | None) -> tuple[str, list]:
-    """(task name, puzzles) of one file; HrmMlxError names the file on any problem."""
-    from hrm_mlx import tasks
-
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HrmMlxError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise HrmMlxError(f"{path}: cannot read ({error.__class__.__name__})") from None
+
+
+def _read_puzzles(path: Path, task_name: str | None) -> tuple[str, list]:
+    """(task name, puzzles) of one file; HrmMlxError names the file on any problem."""
+    from hrm_mlx import tasks
+
+    text = _read_text(path)
     task = tasks.get(task_name) if task_name else tasks.detect(text, str(path))  # its errors name the file
     try:
         return task.NAME, task.parse(text)
@@ -124,8 +128,9 @@ def solve(
         if model_task.NAME != name:
             raise HrmMlxError(f"the model solves {model_task.NAME}, not {name} puzzles")
         if name == "arc":
-            if solutions_file:
-                labelled = _with_solutions(labelled, solutions_file)
+            solutions_text = _read_text(solutions_file) if solutions_file else None
+            if solutions_text is not None:
+                labelled = _with_solutions(labelled, solutions_text)
             versions = solver.arc_versions(io.load_identifiers(source))
         good = []
         for label, puzzle in labelled:
@@ -148,7 +153,7 @@ def solve(
             if name == "arc":
                 solutions = solver.solve_arc(loaded_model, versions, [p for _, p in good], num_aug=num_aug,
                                              max_steps=max_steps, batch_size=batch_size, on_batch=advance)
-                _kaggle_files(solutions, submission, solutions_file)
+                _kaggle_files(solutions, submission, solutions_text)
             else:
                 solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
                                          adaptive=adaptive, batch_size=batch_size, on_batch=advance)
@@ -170,18 +175,14 @@ def solve(
         raise typer.Exit(2)
 
 
-def _with_solutions(labelled: list, path: Path) -> list:
+def _with_solutions(labelled: list, solutions_text: str) -> list:
     from hrm_mlx.tasks import arc
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise HrmMlxError(f"{path}: cannot read ({error.__class__.__name__})") from None
-    puzzles = arc.attach_solutions([p for _, p in labelled], text)
+    puzzles = arc.attach_solutions([p for _, p in labelled], solutions_text)
     return [(label, puzzle) for (label, _), puzzle in zip(labelled, puzzles)]
 
 
-def _kaggle_files(solutions: list, submission: Path | None, solutions_file: Path | None) -> None:
+def _kaggle_files(solutions: list, submission: Path | None, solutions_text: str | None) -> None:
     from hrm_mlx.tasks import arc
 
     entries = arc.make_submission({s.puzzle.id: s.attempts for s in solutions}, [s.puzzle for s in solutions])
@@ -189,8 +190,8 @@ def _kaggle_files(solutions: list, submission: Path | None, solutions_file: Path
         tmp = submission.with_name(submission.name + ".tmp")
         arc.write_submission(tmp, entries)
         tmp.replace(submission)
-    if solutions_file:
-        score = arc.score_submission(entries, solutions_file.read_text(encoding="utf-8"))
+    if solutions_text is not None:
+        score = arc.score_submission(entries, solutions_text)
         console.print(f"ARC Kaggle score {score.kaggle:.3f} (per task, fraction of test inputs solved by either "
                       f"attempt); strict all-tests score {score.strict:.3f}")
 
