@@ -96,6 +96,9 @@ def train(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.1, help="Minutes to train in this "
                                                "invocation; then evaluate, checkpoint and save the model as at the "
                                                "end (continue later with --resume)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Start from the weights of this model "
+                                            "(folder, checkpoint or Hub repo; train.init_from) instead of a random "
+                                            "init, e.g. a model trained on smaller grids. Shapes must match."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where built data sets are cached "
                                             "(default $HRM_MLX_DATA or ~/.cache/hrm-mlx/data)."),
     list_recipes: bool = typer.Option(False, "--list-recipes", help="List the recipes and exit."),
@@ -118,6 +121,9 @@ def train(
         pairs.append(f"train.data.subsample={subsample}")
     if eager:
         pairs.append("train.compile=false")
+    if init_from is not None:
+        local = Path(init_from).expanduser()
+        pairs.append(f"train.init_from={local.resolve() if local.exists() else init_from}")
     if task is not None and task not in training.DEFAULT_RECIPES:
         raise HrmMlxError(f"unknown task {task!r}; known tasks: {', '.join(training.DEFAULT_RECIPES)}")
 
@@ -127,7 +133,7 @@ def train(
             raise HrmMlxError("say what to train: --task sudoku|maze|arc or --recipe NAME (or --resume RUN_DIR)")
         if pairs:
             raise HrmMlxError("--resume continues a run with its own settings: give no --set, --steps, --batch-size, "
-                              "--subsample or --eager without its --recipe/--task")
+                              "--subsample, --eager or --init-from without its --recipe/--task")
     else:
         loaded = training.load_recipe(recipe or training.DEFAULT_RECIPES[task])
         if task is not None and loaded["task"] != task:

@@ -64,6 +64,7 @@ TRAIN_DEFAULTS = {
     "keep_checkpoints": 2,
     "log_every": 10,
     "compile": True,
+    "init_from": None,  # a model folder or repo whose weights start the run (a curriculum stage); same shapes
     "data": {},
 }
 DEFAULT_RECIPES = {"sudoku": "sudoku-cpu", "maze": "maze-cpu", "arc": "arc-cpu"}
@@ -534,6 +535,26 @@ def load_checkpoint(folder: Path | None, trainer: Trainer, carry: dict, group) -
 # The run
 
 
+def init_weights_from(model, source: str) -> None:
+    """Start ``model`` from the weights of the model at ``source`` (folder, checkpoint or repo id; see io.load).
+    Every parameter must exist there with the same shape: a model trained on small grids can go on to larger
+    ones when no parameter depends on the sequence length (e.g. the conv mixer with rope or no positions)."""
+    from hrm_mlx import io
+
+    donor, _ = io.load(source)
+    ours, theirs = _flat(model.parameters()), _flat(donor.parameters())
+    for key, value in ours.items():
+        if key not in theirs:
+            raise HrmMlxError(f"--init-from {source}: that model has no parameter {key}")
+        if theirs[key].shape != value.shape:
+            raise HrmMlxError(f"--init-from {source}: parameter {key} has shape {tuple(theirs[key].shape)} there "
+                              f"but {tuple(value.shape)} here")
+    extra = sorted(set(theirs) - set(ours))
+    if extra:
+        raise HrmMlxError(f"--init-from {source}: that model has parameters this one lacks ({extra[0]}, ...)")
+    model.load_weights([(key, theirs[key].astype(value.dtype)) for key, value in ours.items()])
+
+
 def _config_difference(a, b, prefix: str = "") -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
@@ -638,6 +659,10 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
 
     mx.random.seed(int(train_cfg["seed"]))
     model = build(mconfig)
+    checkpoint = latest_checkpoint(run_dir) if resume and rank0 else None
+    has_checkpoint = _broadcast_json(checkpoint is not None, group) if group.size() > 1 else checkpoint is not None
+    if train_cfg["init_from"] and not has_checkpoint:
+        init_weights_from(model, train_cfg["init_from"])
     trainer = Trainer(model, train_cfg, plan["total_steps"], group, compiled=bool(train_cfg["compile"]))
     if rank0:  # only now that data and model are known to be good
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -647,8 +672,6 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
                                   plan["epochs_per_iter"], group.rank(), group.size())
     carry = initial_carry(model, trainer.local_batch, meta["seq_len"])
     step, elapsed = 0, 0.0
-    checkpoint = latest_checkpoint(run_dir) if resume and rank0 else None
-    has_checkpoint = _broadcast_json(checkpoint is not None, group) if group.size() > 1 else checkpoint is not None
     if has_checkpoint:
         step, global_carry, loader_state, extra = load_checkpoint(checkpoint, trainer, carry, group)
         lo, hi = group.rank() * trainer.local_batch, (group.rank() + 1) * trainer.local_batch

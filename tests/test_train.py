@@ -371,3 +371,25 @@ def test_stablemax_gradient_is_finite_at_a_logit_of_one():
     s = np.array([2.0, 1 / 3, 1.5, 1.0])
     np.testing.assert_allclose(np.array(act.stablemax_cross_entropy(logits, mx.array([[1]]))),
                                [[-np.log(s[1] / s.sum())]], rtol=1e-6)
+
+
+def test_init_from_starts_a_larger_grid_from_a_trained_model(reference_run, tmp_path):
+    root, _, env = reference_run
+    donor, _ = io.load(root / "run" / "model")
+    bigger = training.resolve_config(tiny_recipe(), ["train.steps=1", "train.eval_every=100", "train.lr=0",
+                                                     "train.puzzle_emb_lr=0", "train.ema=false", "train.data.size=7",
+                                                     "train.data.canvas=7",
+                                                     f"train.init_from={root / 'run' / 'model'}"])
+    training.train(bigger, tmp_path / "run", cache_dir=tmp_path / "data")
+    model, config = io.load(tmp_path / "run" / "model")
+    assert config["seq_len"] == 49
+    for (key, ours), (_, theirs) in zip(tree_flatten(model.parameters()), tree_flatten(donor.parameters())):
+        np.testing.assert_array_equal(np.array(ours), np.array(theirs), err_msg=key)  # lr 0: the donor's weights
+    # A donor whose shapes differ is a one-line user error.
+    wider = training.resolve_config(tiny_recipe(), ["model.hidden_size=32", "model.puzzle_emb_ndim=32",
+                                                    f"train.init_from={root / 'run' / 'model'}"])
+    with pytest.raises(HrmMlxError, match="has shape"):
+        training.train(wider, tmp_path / "wider", cache_dir=tmp_path / "data")
+    result = cli("train", "--recipe", str(root / "tiny.json"), "--init-from", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "x"), env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
