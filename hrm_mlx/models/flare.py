@@ -36,14 +36,14 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.models.layers import in_float32_range, silu
 
 # Tokens per chunk are chosen so that one chunk's score block [B, H, M, chunk] holds at most this many elements
 # (but at least 1024 tokens): with H * M = 1024 a chunk is 1024 tokens, whose activations stay in a CPU's L2 cache;
 # larger chunks were slower per token on our CPU and need more memory.
 MAX_SCORE_ELEMENTS = 1 << 20
 
-# Elementwise pieces are compiled: MLX's CPU backend then fuses them into one JIT-built loop, which on x86 runs the
-# exponential several times faster than the stand-alone mx.exp / mx.tanh kernels (and saves memory passes).
+# The GELU is compiled like layers.silu, for the same reason.
 _GELU_C = 2.0 * math.sqrt(2.0 / math.pi)
 
 
@@ -55,17 +55,7 @@ def _gelu_tanh(x: mx.array) -> mx.array:
     return x / (1.0 + mx.exp(-u))
 
 
-@partial(mx.compile, shapeless=True)
-def _silu(x: mx.array) -> mx.array:
-    return x / (1.0 + mx.exp(-mx.maximum(x, -60.0)))
-
-
-def _wide(fn):
-    """Runs an activation in float32 for float16 inputs (exp(60) overflows float16)."""
-    return lambda x: fn(x.astype(mx.float32)).astype(x.dtype) if x.dtype == mx.float16 else fn(x)
-
-
-ACTIVATIONS = {"gelu": _wide(_gelu_tanh), "silu": _wide(_silu)}  # official 'gelu' = GELU, tanh approximation
+ACTIVATIONS = {"gelu": in_float32_range(_gelu_tanh), "silu": silu}  # official 'gelu' = GELU, tanh approximation
 
 
 def _activation(name: str | None):

@@ -8,6 +8,7 @@ A token mixer maps hidden states [B, S, D] to [B, S, D], mixing information acro
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -91,6 +92,35 @@ class Attention(nn.Module):
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, S, -1))
 
 
+# Activations are compiled so that MLX fuses them into one JIT-built loop: on a CPU that runs the exponential several
+# times faster than the stand-alone mx.sigmoid / mx.exp kernels and saves memory passes (SiLU·up of an official
+# Sudoku block: 70 -> 31 ms). exp's argument is clipped where silu(x) is 0 to float32 precision anyway, so values
+# and gradients stay finite.
+
+
+@partial(mx.compile, shapeless=True)
+def _silu(x: mx.array) -> mx.array:
+    return x / (1.0 + mx.exp(-mx.maximum(x, -60.0)))
+
+
+@partial(mx.compile, shapeless=True)
+def _silu_times(gate: mx.array, up: mx.array) -> mx.array:
+    return gate / (1.0 + mx.exp(-mx.maximum(gate, -60.0))) * up
+
+
+def in_float32_range(fn):
+    """Runs an activation in float32 for float16 inputs (exp(60) overflows float16)."""
+    def run(*xs: mx.array) -> mx.array:
+        if xs[0].dtype != mx.float16:
+            return fn(*xs)
+        return fn(*(x.astype(mx.float32) for x in xs)).astype(mx.float16)
+    return run
+
+
+silu = in_float32_range(_silu)
+silu_times = in_float32_range(_silu_times)  # silu(gate) * up, SwiGLU's gating
+
+
 def swiglu_width(hidden_size: int, expansion: float) -> int:
     """Intermediate width of the official SwiGLU: 2/3 of expansion*hidden, rounded up to a multiple of 256."""
     return -(round(expansion * hidden_size * 2 / 3) // -256) * 256
@@ -105,7 +135,7 @@ class SwiGLU(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         gate, up = mx.split(self.gate_up_proj(x), 2, axis=-1)
-        return self.down_proj(nn.silu(gate) * up)
+        return self.down_proj(silu_times(gate, up))
 
 
 def make_mixer(kind: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
