@@ -576,6 +576,8 @@ def prepare_run_dir(run_dir: Path, config: dict | None, resume: bool) -> dict:
             saved = json.loads(saved_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise HrmMlxError(f"cannot read {saved_path}: {error}") from None
+        if isinstance(saved.get("train"), dict):  # a run saved before a setting existed has its default
+            saved["train"] = {**copy.deepcopy(TRAIN_DEFAULTS), **saved["train"]}
         if config is not None:
             diff = _config_difference(config, saved)
             if diff:
