@@ -105,3 +105,22 @@ def test_flare_mixer_swaps_the_attention_of_every_block_and_trains(family):
     assert any(float(mx.abs(g).sum()) > 0 for g in latent_grads)
     _, outputs, loss_value, _ = act.make_eval_step(model)(act.initial_carry(model, batch), batch)
     assert outputs["logits"].shape == (3, 81, 11) and np.isfinite(loss_value.item())
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_cpu_attention_equals_the_fused_kernel_in_value_and_gradient(masked):
+    from hrm_mlx.models.layers import attention, grid_peer_mask
+
+    q, k, v = (mx.random.normal((3, 2, 82, 8), key=mx.random.key(i)) for i in range(3))
+    mask = mx.array(grid_peer_mask(9, 1)) if masked else None
+
+    def loss(q, k, v, fused):
+        return (attention(q, k, v, 0.35, mask, fused=fused) ** 2).sum()
+
+    for fused in (False, True):
+        value, grads = mx.value_and_grad(loss, argnums=(0, 1, 2))(q, k, v, fused)
+        if fused:
+            np.testing.assert_allclose(np.array(value), np.array(reference[0]), rtol=1e-5)
+            for ours, theirs in zip(grads, reference[1]):
+                np.testing.assert_allclose(np.array(ours), np.array(theirs), atol=2e-5)
+        reference = (value, grads)

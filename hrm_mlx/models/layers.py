@@ -70,6 +70,59 @@ class Rope:
         return mx.fast.rope(x, self.head_dim, traditional=False, base=self.theta, scale=1.0, offset=0)
 
 
+# Attention on a CPU runs as matmuls around a compiled softmax: MLX builds compiled element-wise code natively
+# (runtime.enable_native_jit), while its CPU attention and softmax kernels use a generic exponential that dominates
+# small models (B=64, 4 heads, 82 tokens: 36 -> 15 ms forward, 42 -> 19 ms with the gradient). Elsewhere (Metal,
+# CUDA) MLX's fused kernel is the fast one. Both compute softmax(q k^T * scale) v in float32 and agree to 1e-6.
+
+
+@mx.compile
+def _softmax_rows(scores: mx.array) -> mx.array:
+    weights = mx.exp(scores - scores.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+@mx.compile
+def _masked_softmax_rows(scores: mx.array, mask: mx.array) -> mx.array:
+    return _softmax_rows(mx.where(mask, scores, -mx.inf))
+
+
+@mx.compile
+def _softmax_rows_vjp(probs: mx.array, cotangent: mx.array) -> mx.array:
+    return probs * (cotangent - (cotangent * probs).sum(axis=-1, keepdims=True))
+
+
+@mx.custom_function
+def _softmax(scores: mx.array) -> mx.array:
+    return _softmax_rows(scores)
+
+
+@_softmax.vjp
+def _softmax_vjp(primals, cotangent, probs):
+    return _softmax_rows_vjp(probs, cotangent)
+
+
+@mx.custom_function
+def _masked_softmax(scores: mx.array, mask: mx.array) -> mx.array:
+    return _masked_softmax_rows(scores, mask)
+
+
+@_masked_softmax.vjp
+def _masked_softmax_vjp(primals, cotangent, probs):
+    return _softmax_rows_vjp(probs, cotangent), mx.zeros_like(primals[1])
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: mx.array | None = None,
+              fused: bool | None = None) -> mx.array:
+    """Softmax attention over [B, heads, S, head_dim]; ``mask`` boolean [Sq, Sk], True where a query may attend.
+    ``fused``: MLX's fused kernel (default everywhere but on the CPU; see above)."""
+    if fused if fused is not None else mx.default_device() != mx.cpu:
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    scores = (q @ k.swapaxes(-1, -2)).astype(mx.float32) * scale
+    probs = _softmax(scores) if mask is None else _masked_softmax(scores, mask)
+    return probs.astype(v.dtype) @ v
+
+
 class Attention(nn.Module):
     """Non-causal multi-head softmax attention with a fused QKV projection (Q, K, V stacked along the output
     rows, each head a contiguous block of head_dim rows), as in the official HRM/TRM code."""
@@ -88,7 +141,7 @@ class Attention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         if rope is not None:
             q, k = rope(q), rope(k)
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.head_dim), mask=self._mask)
+        out = attention(q, k, v, 1.0 / math.sqrt(self.head_dim), self._mask)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, S, -1))
 
 
@@ -285,7 +338,7 @@ class PrefixPool(nn.Module):
         Sk = keys.shape[1]
         q = self.q_proj(queries).reshape(B, Sq, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
         kv = self.kv_proj(keys).reshape(B, Sk, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        out = mx.fast.scaled_dot_product_attention(q, kv[0], kv[1], scale=1.0 / math.sqrt(self.head_dim))
+        out = attention(q, kv[0], kv[1], 1.0 / math.sqrt(self.head_dim))
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, Sq, -1))
 
 
