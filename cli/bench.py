@@ -1,56 +1,158 @@
-"""``hrm-mlx bench``: speed and memory of a model's eval ACT step, compiled and eager side by side."""
+"""``hrm-mlx bench``: speed and memory of a model's eval ACT step (compiled and eager, and in each precision), of its
+training step and of FLARE against dense attention, laid out as mlx-lm's benchmark: warm-up, per-trial lines,
+averages, peak memory."""
 
-import json
+import importlib.util
 from pathlib import Path
 
 import typer
 
 from hrm_mlx.cli.render import console, key_value_table
+from hrm_mlx.errors import HrmMlxError
 
-MODEL_HELP = ("Recipe whose model to benchmark, with random weights, e.g. hrm-sudoku-extreme-1k (the official "
-              "27M-parameter Sudoku HRM).")
+MODEL_HELP = ("What to benchmark: a recipe (random weights; see `hrm-mlx train --list-recipes`), e.g. "
+              "hrm-sudoku-extreme-1k; an alias of an official architecture: official-hrm-sudoku, official-trm-sudoku, "
+              "official-hrm-maze, official-trm-maze, official-hrm-arc, official-trm-arc; a recipe JSON file; or a "
+              "model folder, official checkpoint or Hugging Face repo id (its real weights and config).")
+DTYPE_HELP = ("Activation dtype of the eval and training steps: float32, bfloat16 or float16. Official recipes "
+              "compute in bfloat16 on a GPU; the default float32 is what a CPU runs fast.")
+PRECISION_HELP = ("Also run the compiled eval ACT step in float32, bfloat16 and float16 on the same weights and "
+                  "batch (one warm-up and one timed step each): ms/step, speed against float32 and the largest logit "
+                  "difference from float32. On a CPU, low-precision matmuls are ~40x slower (minutes for the "
+                  "official 27M-parameter models).")
+FLARE_HELP = ("Also time one FLARE layer against dense softmax attention for N = 1,024 ... --flare-max-tokens "
+              "tokens (4x steps): time, peak memory, growth per 4x N and the targets. Takes minutes.")
+
+
+def _print_numbers(section: str):
+    """mlx-lm's per-trial and averages lines: ``<section> <mode> trial 1:  ms_per_step=..., ...``."""
+
+    def report(label: str, what: str, numbers: dict) -> None:
+        values = ", ".join(f"{key}={value:.3f}" for key, value in numbers.items())
+        console.print(f"{section} {label} {what}:  {values}", soft_wrap=True, highlight=False)
+
+    return report
+
+
+def _memory(gigabytes: float) -> str:
+    return f"{gigabytes:.2f} GB" if gigabytes >= 1 else f"{1000 * gigabytes:.1f} MB"
+
+
+def _check_outputs(json_file: Path | None, plot: Path | None, flare: bool) -> None:
+    """Refuse output options that would fail only after minutes of measuring."""
+    if plot and not flare:
+        raise HrmMlxError("--plot draws the FLARE scaling: add --flare")
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        raise HrmMlxError("--plot needs matplotlib: pip install matplotlib (or hrm-mlx's 'examples' extra)")
+    for option, path in (("--json", json_file), ("--plot", plot)):
+        if path and not path.expanduser().absolute().parent.is_dir():
+            raise HrmMlxError(f"{option}: folder {path.expanduser().absolute().parent} does not exist")
+
+
+def _eval_section(measure, target, batch: int, trials: int, dtype: str) -> dict:
+    console.print(f"eval ACT step: running warm-up (1 step per mode), then {trials} trial(s); batch {batch}, {dtype}")
+    result = measure.bench_eval_step(target.config, batch, trials, dtype=dtype, parameters=target.parameters,
+                                     report=_print_numbers("eval"))
+    rows = {"model": f"{target.name} ({result['params']:,} parameters, {result['dtype']})", "source": target.source,
+            "batch": batch, "GFLOP per ACT step": f"{result['gflop_per_step']:.1f}",
+            "full solve": f"{result['halt_max_steps']} ACT steps per puzzle",
+            "sgemm peak (GFLOP/s)": f"{result['sgemm_gflops']:.1f}"}
+    for mode in measure.MODES:
+        r = result[mode]
+        rows[mode] = (f"{r['ms_per_step']:.1f} ms/step, {r['puzzles_per_s']:,.1f} puzzles/s, {r['gflops']:.1f} GFLOP/s "
+                      f"({100 * r['share_of_peak']:.0f}% of peak), peak memory {_memory(r['peak_memory_gb'])}")
+    rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
+    console.print(key_value_table("eval ACT step (mean of the trials)", rows))
+    return result
+
+
+def _precision_section(measure, target, batch: int) -> dict:
+    console.print(f"precision: compiled eval ACT step in {', '.join(measure.PRECISION_DTYPES)}; running warm-up "
+                  "(1 step per dtype), then 1 trial")
+    result = measure.bench_precision(target.config, batch, parameters=target.parameters,
+                                     report=_print_numbers("precision"))
+    rows = {}
+    for dtype, r in result["dtypes"].items():
+        rows[dtype] = (f"{r['ms_per_step']:.1f} ms/step, {r['puzzles_per_s']:,.1f} puzzles/s, "
+                       f"{r['speed_vs_float32']:.2f}x float32's speed, max |logit diff| "
+                       f"{r['max_logit_diff']:.2g}, peak memory {_memory(r['peak_memory_gb'])}")
+    console.print(key_value_table(f"precision (batch {batch}, logits after 2 ACT steps)", rows))
+    return result
+
+
+def _train_section(measure, target, batch: int, trials: int, dtype: str) -> dict:
+    console.print(f"training step: running warm-up (1 step per mode), then {trials} trial(s); batch {batch}, {dtype}")
+    result = measure.bench_train_step({"model": target.config, "train": target.train}, batch, trials, dtype=dtype,
+                                      report=_print_numbers("train"))
+    rows = {mode: (f"{result[mode]['ms_per_step']:.1f} ms/step, {result[mode]['examples_per_s']:.1f} examples/s, "
+                   f"peak memory {_memory(result[mode]['peak_memory_gb'])}") for mode in measure.MODES}
+    rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
+    console.print(key_value_table("training step (mean of the trials)", rows))
+    return result
+
+
+def _flare_section(max_tokens: int, plot: Path | None) -> dict:
+    from hrm_mlx import flare_bench
+
+    ns = flare_bench.token_counts(max_tokens)
+    console.print(f"FLARE layer vs dense softmax attention, N = {ns[0]:,} ... {ns[-1]:,} tokens, float32 "
+                  f"(hrm_mlx.flare_bench defaults).\n{flare_bench.LEGEND}")
+
+    def print_row(row: dict) -> None:
+        if row["n"] == ns[0]:  # the rows follow the FLARE rounds' progress lines
+            console.print(flare_bench.TABLE_HEADER, soft_wrap=True, highlight=False)
+        console.print(flare_bench.table_row(row), soft_wrap=True, highlight=False)
+
+    result = flare_bench.scaling(ns, on_row=print_row, on_round=lambda r, n, f: console.print(
+        flare_bench.progress_line(r, 1, n, f), highlight=False))
+    for line in flare_bench.targets_lines(result["targets"]):
+        console.print(line, soft_wrap=True, highlight=False)
+    if plot:
+        flare_bench.plot(result, plot.expanduser())
+        console.print(f"plot: {plot}")
+    return result
 
 
 def bench(
     model: str = typer.Option("hrm-sudoku-extreme-1k", "--model", help=MODEL_HELP),
     batch: int = typer.Option(64, min=1, help="Batch size (puzzles per step)."),
-    trials: int = typer.Option(3, min=1, help="Timed ACT steps per mode, after one warm-up step."),
-    dtype: str = typer.Option("float32", help="Activation dtype: float32, bfloat16 or float16."),
+    trials: int = typer.Option(3, min=1, help="Timed steps per mode after one warm-up step; the tables show "
+                                              "their mean."),
+    dtype: str = typer.Option("float32", help=DTYPE_HELP),
     train: bool = typer.Option(True, "--train/--no-train", help="Also time a training step (optimizer step)."),
-    json_file: Path = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    precision: bool = typer.Option(True, "--precision/--no-precision", help=PRECISION_HELP),
+    flare: bool = typer.Option(False, "--flare/--no-flare", help=FLARE_HELP),
+    flare_max_tokens: int = typer.Option(1 << 20, "--flare-max-tokens", min=1024, metavar="N",
+                                         help="Largest N of --flare."),
+    plot: Path = typer.Option(None, "--plot", metavar="FILE",
+                              help="With --flare: write the log-log scaling plot (PNG; needs matplotlib) here."),
+    json_file: Path = typer.Option(None, "--json", metavar="FILE",
+                                   help="Also write every measurement to this JSON file (replaced atomically)."),
 ) -> None:
-    """Time an eval ACT step (ms, GFLOP/s, share of this machine's sgemm peak) and a training step."""
+    """Time a model's eval ACT step (ms, puzzles/s of a full solve, GFLOP/s, share of this machine's sgemm peak,
+    peak memory; compiled and eager), its precisions, a training step and, with --flare, FLARE's scaling."""
     from hrm_mlx import bench as measure
-    from hrm_mlx.train import load_recipe
+    from hrm_mlx.train import _write_json_atomic
 
-    recipe = load_recipe(model)
-    config = recipe["model"]
+    if dtype not in measure.PRECISION_DTYPES:
+        raise HrmMlxError(f"--dtype takes {', '.join(measure.PRECISION_DTYPES)}, not {dtype!r}")
+    _check_outputs(json_file, plot, flare)
+    target = measure.resolve_model(model)
     env = measure.environment()
     console.print(key_value_table("environment", env))
-
-    def on_trial(mode, i, seconds):
-        console.print(f"  {mode:8s} trial {i + 1}: {1000 * seconds:9.1f} ms")
-
-    result = measure.bench_eval_step(config, batch, trials, dtype=dtype, on_trial=on_trial)
-    rows = {"model": f"{model} ({result['params']:,} parameters, {result['dtype']})",
-            "batch": batch, "GFLOP per ACT step": f"{result['gflop_per_step']:.1f}",
-            "sgemm peak (GFLOP/s)": f"{result['sgemm_gflops']:.1f}"}
-    for mode in ("compiled", "eager"):
-        r = result[mode]
-        rows[mode] = (f"{r['ms_per_step']:.1f} ms/step, {r['gflops']:.1f} GFLOP/s "
-                      f"({100 * r['share_of_peak']:.0f}% of peak), peak memory {r['peak_memory_gb']:.2f} GB")
-    rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
-    console.print(key_value_table("eval ACT step", rows))
-    report = {"environment": env, "eval_step": result}
+    for note in target.notes:
+        console.print(f"note: {note}")
+    report = {"environment": env,
+              "model": {"name": target.name, "source": target.source, "notes": target.notes, "config": target.config},
+              "eval_step": _eval_section(measure, target, batch, trials, dtype)}
+    if precision:
+        report["precision"] = _precision_section(measure, target, batch)
     if train:
-        result = measure.bench_train_step(recipe, batch, trials, dtype=dtype, on_trial=on_trial)
-        rows = {mode: (f"{result[mode]['ms_per_step']:.1f} ms/step, {result[mode]['examples_per_s']:.1f} examples/s, "
-                       f"peak memory {result[mode]['peak_memory_gb']:.2f} GB") for mode in ("compiled", "eager")}
-        rows["compiled speed-up"] = f"{result['compiled_speedup']:.2f}x"
-        console.print(key_value_table("training step", rows))
-        report["train_step"] = result
+        report["train_step"] = _train_section(measure, target, batch, trials, dtype)
+    if flare:
+        report["flare"] = _flare_section(flare_max_tokens, plot)
     if json_file:
-        json_file.write_text(json.dumps(report, indent=2))
+        _write_json_atomic(json_file.expanduser(), report)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ fastest of a few calls, and their median), the peak memory (``mx.get_peak_memory
 ``mx.reset_peak_memory``: everything live during the call, i.e. weights, input, output and temporaries) and, per
 4x N, the growth factors. Dense attention runs as far as its score matrix fits in memory (and a time budget);
 beyond that its row is marked skipped with the reason.
-Rendering (table, plot) is left to callers: tools/flare_scaling.py, the CLI.
+The table's lines (``TABLE_HEADER``, ``table_row``, ``targets_lines``) and the plot (``plot``) are rendered here
+for both callers, tools/flare_scaling.py and ``hrm-mlx bench --flare``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,20 @@ import mlx.core as mx
 from hrm_mlx.models.flare import Flare
 from hrm_mlx.models.layers import Attention
 
-DEFAULT_NS = tuple(1024 * 4**i for i in range(6))  # 1k, 4k, 16k, 64k, 256k, 1M
+MIN_N = 1024
+DEFAULT_NS = tuple(MIN_N * 4**i for i in range(6))  # 1k, 4k, 16k, 64k, 256k, 1M
 TARGET_GROWTH = 4.5  # FLARE's time may grow at most this much per 4x tokens
 TARGET_SPEEDUP = 10.0  # at the largest N dense attention handles (at least 16k), FLARE this many times faster
 TARGET_DENSE_N = 16384
+
+
+def token_counts(max_n: int, min_n: int = MIN_N) -> tuple[int, ...]:
+    """N = min_n, 4 min_n, 16 min_n, ... up to max_n: 4x steps, the unit of the growth factors."""
+    ns = []
+    while min_n <= max_n:
+        ns.append(min_n)
+        min_n *= 4
+    return tuple(ns)
 
 
 def physical_memory() -> int:
@@ -167,3 +178,79 @@ def targets(rows: list[dict]) -> dict:
         "speedup_ok": bool(last_dense) and last_dense["n"] >= TARGET_DENSE_N
                       and last_dense["speedup"] >= TARGET_SPEEDUP,
     }
+
+
+# -- rendering ------------------------------------------------------------------------------------------------------
+
+LEGEND = ("ms: wall time of the fastest timed call; cpu ms: process CPU time of that call (all threads); "
+          "x/4N: growth per 4x tokens; peak MB: everything live during the call; a dense row in parentheses was "
+          "skipped: (memory) its score matrix would not fit, (time) its estimated time is over the limit, "
+          "(limit) beyond the largest N asked for dense attention, (off) dense attention not asked for.")
+_COLUMNS = (f"{'N':>9} | {'FLARE ms':>9} {'x/4N':>5} {'cpu ms':>9} {'x/4N':>5} {'peak MB':>7} {'x/4N':>5} | "
+            f"{'dense ms':>10} {'x/4N':>5} {'peak MB':>7} | {'dense/FLARE':>11} {'mem d/F':>7}")
+TABLE_HEADER = _COLUMNS + "\n" + "-" * len(_COLUMNS)
+
+
+def _fmt(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def progress_line(round_index: int, rounds: int, n: int, measurement: dict) -> str:
+    """A line for ``scaling()``'s ``on_round``: FLARE is timed over every N before the table's rows come."""
+    return f"  FLARE round {round_index + 1}/{rounds}  N={n:>9,}  {1e3 * measurement['seconds']:10,.1f} ms"
+
+
+def table_row(r: dict) -> str:
+    """One row of ``scaling()`` as a line under TABLE_HEADER."""
+    dense_ms = _fmt(r["dense_ms"], ",.1f", f"({r['dense_skipped']})")
+    return (f"{r['n']:>9,} | {r['flare_ms']:>9,.1f} {_fmt(r['flare_growth'], '.2f'):>5} {r['flare_cpu_ms']:>9,.1f} "
+            f"{_fmt(r['flare_cpu_growth'], '.2f'):>5} {r['flare_peak_mb']:>7,.0f} "
+            f"{_fmt(r['flare_memory_growth'], '.2f'):>5} | "
+            f"{dense_ms:>10} {_fmt(r['dense_growth'], '.1f'):>5} {_fmt(r['dense_peak_mb'], ',.0f'):>7} | "
+            f"{_fmt(r['speedup'], ',.1f'):>11} {_fmt(r['memory_ratio'], '.1f'):>7}")
+
+
+def targets_lines(t: dict) -> list[str]:
+    """The acceptance checks of ``targets()`` in words, one line each."""
+    return [f"largest N run: {t['largest_n']:,}; FLARE growth per 4x N at most {_fmt(t['max_flare_growth'], '.2f')} "
+            f"(target < {TARGET_GROWTH}): {'ok' if t['growth_ok'] else 'MISSED'}; in CPU time at most "
+            f"{_fmt(t['max_flare_cpu_growth'], '.2f')}; geometric mean over the range "
+            f"{_fmt(t['mean_flare_growth'], '.2f')}",
+            f"largest N with dense attention: {t['largest_dense_n']:,}; FLARE faster by "
+            f"{_fmt(t['speedup_at_largest_dense_n'], '.1f')}x (target >= {TARGET_SPEEDUP:g}x at >= "
+            f"{TARGET_DENSE_N:,}): {'ok' if t['speedup_ok'] else 'MISSED'}"]
+
+
+def plot(result: dict, path) -> None:
+    """A PNG of ``scaling()``'s result: time and peak memory against N, log-log, with O(N) and O(N^2) guides.
+    Needs matplotlib (imported here, so measuring does not)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cfg = result["rows"], result["config"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "ms", "forward time (ms)"), (axes[1], "peak_mb", "peak memory (MB)")):
+        for name, color in (("flare", "tab:blue"), ("dense", "tab:red")):
+            pts = [(r["n"], r[f"{name}_{key}"]) for r in rows if r[f"{name}_{key}"] is not None]
+            if pts:
+                ax.loglog(*zip(*pts), "o-", color=color,
+                          label=f"FLARE (M={cfg['num_latents']})" if name == "flare" else "dense softmax attention")
+        n0, y0 = rows[0]["n"], rows[0][f"flare_{key}"]
+        ns = [r["n"] for r in rows]
+        ax.loglog(ns, [y0 * n / n0 for n in ns], ":", color="gray", label="O(N)")
+        dense = [r for r in rows if r[f"dense_{key}"] is not None]
+        if key == "ms" and dense:
+            d0 = dense[0]
+            ax.loglog(ns[:len(dense) + 1], [d0["dense_ms"] * (n / d0["n"]) ** 2 for n in ns[:len(dense) + 1]], "--",
+                      color="gray", label="O(N²)")
+        ax.set_xlabel("tokens N")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"one layer forward, C={cfg['channel_dim']}, H={cfg['num_heads']}, batch {cfg['batch']}, "
+                 f"float32, {cfg['device']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
