@@ -17,9 +17,9 @@ MODEL_HELP = ("What to benchmark: a recipe (random weights; see `hrm-mlx train -
 DTYPE_HELP = ("Activation dtype of the eval and training steps: float32, bfloat16 or float16. Official recipes "
               "compute in bfloat16 on a GPU; the default float32 is what a CPU runs fast.")
 PRECISION_HELP = ("Also run the compiled eval ACT step in float32, bfloat16 and float16 on the same weights and "
-                  "batch (one warm-up and one timed step each): ms/step, speed against float32 and the largest logit "
-                  "difference from float32. On a CPU, low-precision matmuls are ~40x slower (minutes for the "
-                  "official 27M-parameter models).")
+                  "batch of --precision-batch puzzles (one warm-up and one timed step each): ms/step, speed against "
+                  "float32 and the largest logit difference from float32. On a CPU, low-precision matmuls are ~40x "
+                  "slower (about 2 minutes for the official 27M-parameter models at batch 4).")
 FLARE_HELP = ("Also time one FLARE layer against dense softmax attention for N = 1,024 ... --flare-max-tokens "
               "tokens (4x steps): time, peak memory, growth per 4x N and the targets. Takes minutes.")
 
@@ -121,6 +121,9 @@ def bench(
     dtype: str = typer.Option("float32", help=DTYPE_HELP),
     train: bool = typer.Option(True, "--train/--no-train", help="Also time a training step (optimizer step)."),
     precision: bool = typer.Option(True, "--precision/--no-precision", help=PRECISION_HELP),
+    precision_batch: int = typer.Option(4, "--precision-batch", min=1, metavar="B",
+                                        help="Puzzles per step of the precision comparison (small: on a CPU, "
+                                             "bfloat16/float16 steps are slow)."),
     flare: bool = typer.Option(False, "--flare/--no-flare", help=FLARE_HELP),
     flare_max_tokens: int = typer.Option(1 << 20, "--flare-max-tokens", min=1024, metavar="N",
                                          help="Largest N of --flare."),
@@ -146,7 +149,7 @@ def bench(
               "model": {"name": target.name, "source": target.source, "notes": target.notes, "config": target.config},
               "eval_step": _eval_section(measure, target, batch, trials, dtype)}
     if precision:
-        report["precision"] = _precision_section(measure, target, batch)
+        report["precision"] = _precision_section(measure, target, precision_batch)
     if train:
         report["train_step"] = _train_section(measure, target, batch, trials, dtype)
     if flare:

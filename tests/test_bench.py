@@ -56,7 +56,8 @@ def test_bench_times_eval_and_training_steps_compiled_and_eager(tmp_path):
 
 
 def test_precision_compares_dtypes_on_the_same_weights(tmp_path):
-    report = run_bench(tmp_path, "--model", str(tiny_recipe(tmp_path)), "--no-train")
+    report = run_bench(tmp_path, "--model", str(tiny_recipe(tmp_path)), "--no-train", "--precision-batch", "3")
+    assert report["precision"]["batch"] == 3
     dtypes = report["precision"]["dtypes"]
     assert list(dtypes) == ["float32", "bfloat16", "float16"]
     assert dtypes["float32"]["max_logit_diff"] == 0 and dtypes["float32"]["speed_vs_float32"] == 1
