@@ -36,7 +36,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.models.layers import in_float32_range, silu
+from hrm_mlx.models.layers import exp_minus_max, fused_attention_is_faster, in_float32_range, silu
 
 # Tokens per chunk are chosen so that one chunk's score block [B, H, M, chunk] holds at most this many elements
 # (but at least 1024 tokens): with H * M = 1024 a chunk is 1024 tokens, whose activations stay in a CPU's L2 cache;
@@ -167,11 +167,6 @@ def _mask_bias(mask: mx.array, dtype: mx.Dtype) -> mx.array:
     return mx.where(mask, 0.0, -0.5 * float(mx.finfo(dtype).max)).astype(dtype)[:, None, None, :]
 
 
-@partial(mx.compile, shapeless=True)
-def _exp_minus_max(s: mx.array) -> mx.array:
-    return mx.exp(s - mx.max(s, axis=-1, keepdims=True))
-
-
 def _with_ones(t: mx.array) -> mx.array:
     """[..., D] -> [..., D + 1] with a column of ones: p @ [t, 1] gives the weighted sum and the softmax
     denominator in one product (and p has one consumer, so a chunk's scores are freed as soon as it is done)."""
@@ -191,7 +186,7 @@ def _encode_chunk(q, k, v, bias):
     if bias is not None:
         s = s + bias
     m = mx.max(s, axis=-1, keepdims=True)
-    return mx.concatenate([_exp_minus_max(s) @ _with_ones(v.astype(mx.float32)), m], axis=-1)
+    return mx.concatenate([exp_minus_max(s) @ _with_ones(v.astype(mx.float32)), m], axis=-1)
 
 
 def _merge_encodes(parts: list[mx.array]) -> mx.array:
@@ -208,7 +203,7 @@ def _merge_encodes(parts: list[mx.array]) -> mx.array:
 def _decode_chunk(k, q, z1):
     """Decode of one chunk of tokens in float32: softmax over the latents of k q^T [B, H, n, M], times z
     (z1 = z with a ones column)."""
-    out = _exp_minus_max(k.astype(mx.float32) @ q.swapaxes(-1, -2)) @ z1
+    out = exp_minus_max(k.astype(mx.float32) @ q.swapaxes(-1, -2)) @ z1
     return out[..., :-1] / out[..., -1:]
 
 
@@ -224,7 +219,7 @@ def _fused_mix(q, k, v, scale, mask):
 
 def _use_fused(n: int, chunk: int) -> bool:
     # MLX's CPU SDPA is the unfused reference; the explicit float32 path with the compiled exp is faster there.
-    return n <= chunk and mx.default_device() == mx.gpu
+    return n <= chunk and fused_attention_is_faster()
 
 
 def flare_mix(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: mx.array | None = None,
