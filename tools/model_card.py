@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -27,22 +26,13 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from hrm_mlx import io
+from hrm_mlx.bench import cpu_name
 from hrm_mlx.train import evaluate_model, latest_checkpoint
 
 SUDOKU_GIVENS = (22, 24, 26, 28, 30, 32, 35, 38, 41, 45)
 MAZE_SIDES = (5, 7, 9, 11, 13, 15)
 MAX_STEPS = (1, 2, 4, 8, 16)
 SEED = 12345  # held-out puzzles: a generator seed no training run uses
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def stage_facts(run_dir: Path) -> dict:
@@ -96,6 +86,15 @@ def eval_command(model_name: str, settings: dict, n: int, max_steps: int | None 
     return (f"hrm-mlx eval --model {model_name} {sets} --n {n}" + (f" --max-steps {max_steps}" if max_steps else ""))
 
 
+def breakdown(model: Path, rows: list[tuple[int, dict, int]]) -> tuple[dict, list[str]]:
+    """Measure each (key, settings, puzzles) row: {key: numbers} and the table lines."""
+    numbers, lines = {}, []
+    for key, settings, count in rows:
+        r = numbers[key] = measure(model, settings, count)
+        lines.append(f"| {key} | {r['count']} | {100 * r['solved']:.1f}% | {r['steps']:.2f} |")
+    return numbers, lines
+
+
 def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict) -> tuple[list[str], dict]:
     lines, numbers = [], {}
     if task == "sudoku":
@@ -110,14 +109,10 @@ def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict)
                   "Against the number of givens (each row its own generated set; the digger cannot make "
                   "puzzles below 22 givens in reasonable time, so 17-21 are not measured here):", "",
                   "| givens | puzzles | solved | mean halt-head steps |", "|---|---|---|---|"]
-        numbers["by_givens"] = {}
-        for g in SUDOKU_GIVENS:
-            count = 50 if g < 24 else n // 4 if g < 28 else n // 2  # digging below 24 givens is slow
-            r = measure(model, {"givens": [g, g]}, count)
-            numbers["by_givens"][g] = r
-            lines.append(f"| {g} | {r['count']} | {100 * r['solved']:.1f}% | {r['steps']:.2f} |")
-        lines += ["", f"    {eval_command(model_name, {'givens': ['G', 'G']}, n // 2).replace(chr(34), '')}"]
-        sweep = headline
+        # digging below 24 givens is slow
+        numbers["by_givens"], rows = breakdown(model, [(g, {"givens": [g, g]}, 50 if g < 24 else n // 4 if g < 28
+                                                        else n // 2) for g in SUDOKU_GIVENS])
+        lines += [*rows, "", f"    {eval_command(model_name, {'givens': ['G', 'G']}, n // 2).replace(chr(34), '')}"]
     else:
         sides = data["size"] if isinstance(data["size"], list) else [data["size"], data["size"]]
         headline = {"size": sides, "min_path": data["min_path"], "loop_fraction": data["loop_fraction"]}
@@ -129,21 +124,20 @@ def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict)
                   f"    {eval_command(model_name, headline, n)}", "",
                   "Against the maze side:", "", "| side | mazes | shortest paths | mean halt-head steps |",
                   "|---|---|---|---|"]
-        numbers["by_side"] = {}
-        for side in (s for s in MAZE_SIDES if s <= sides[1]):
-            r = measure(model, {**headline, "size": [side, side]}, 40 if side == 5 else n // 2)  # few 5x5 exist
-            numbers["by_side"][side] = r
-            lines.append(f"| {side} | {r['count']} | {100 * r['solved']:.1f}% | {r['steps']:.2f} |")
-        sweep = headline
+        # few distinct 5x5 mazes exist
+        numbers["by_side"], rows = breakdown(model, [(side, {**headline, "size": [side, side]},
+                                                      40 if side == 5 else n // 2)
+                                                     for side in MAZE_SIDES if side <= sides[1]])
+        lines += rows
     lines += ["", "Does thinking longer help? The same held-out puzzles with a fixed number of ACT steps "
               "(`--max-steps`; the model was trained with up to its halt_max_steps):", "",
               "| --max-steps | solved |", "|---|---|"]
     numbers["by_max_steps"] = {}
     for steps in MAX_STEPS:
-        r = measure(model, sweep, n, max_steps=steps)
+        r = measure(model, headline, n, max_steps=steps)
         numbers["by_max_steps"][steps] = r
         lines.append(f"| {steps} | {100 * r['solved']:.1f}% |")
-    lines += ["", f"    {eval_command(model_name, sweep, n, max_steps=8)}"]
+    lines += ["", f"    {eval_command(model_name, headline, n, max_steps=8)}"]
     return lines, numbers
 
 
