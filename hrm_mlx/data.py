@@ -57,7 +57,8 @@ TASK_DEFAULTS = {
         "size": 30,  # maze side, or [low, high]
         "canvas": 30,  # side of the token canvas (seq_len = canvas^2); smaller mazes sit at its top-left
         "min_path": 1,  # least number of S-G steps (the "hard" filter; Maze-Hard-like: 110 on 30x30)
-        "loop_fraction": 0.1,
+        "loop_fraction": 0.1,  # share of inner walls removed (loops): a number, or [low, high] drawn per maze
+        "far_goal": 0.0,  # fraction of mazes whose goal is a cell farthest from the start (long paths)
         "aug": False,  # official: the 8 dihedral transforms of every training maze
         "repo": "sapientinc/maze-30x30-hard-1k",
     },
@@ -212,8 +213,10 @@ def _generate(task: str, settings: dict, progress) -> tuple[tuple, tuple]:
         size = tuple(settings["size"]) if isinstance(settings["size"], list) else settings["size"]
 
         def make(n, rng):
-            return maze.generate_batch(n, rng, size, settings["loop_fraction"], settings["min_path"],
-                                       settings["canvas"])
+            loops = settings["loop_fraction"]
+            loops = tuple(loops) if isinstance(loops, list) else loops
+            return maze.generate_batch(n, rng, size, loops, settings["min_path"],
+                                       settings["canvas"], settings["far_goal"])
 
     def split(n: int, stream: int, exclude: set, what: str):
         rng = np.random.default_rng([settings["seed"], stream])

@@ -303,6 +303,21 @@ def test_generator_min_path_loops_and_seeding():
         np.testing.assert_array_equal(a.grid, b.grid)
 
 
+def test_generator_far_goals_and_loop_ranges():
+    far = maze.generate(20, np.random.default_rng(3), size=15, far_goal=1.0)
+    for generated, _ in far:  # G is a cell farthest from S
+        steps = maze._distances(generated.grid, maze._position(generated.grid, maze.START))
+        assert maze.shortest_path_length(generated) == steps.max()
+    near = maze.generate(20, np.random.default_rng(3), size=15)
+    assert np.mean([maze.shortest_path_length(m) for m, _ in far]) > np.mean(
+        [maze.shortest_path_length(m) for m, _ in near])
+    ranged = maze.generate(30, np.random.default_rng(4), size=15, loop_fraction=(0.0, 0.5))
+    open_cells = {int((m.grid != maze.WALL).sum()) for m, _ in ranged}
+    assert min(open_cells) < 110 < max(open_cells)  # perfect-ish and loopy mazes in one set
+    with raises_one_line("far_goal must lie in 0..1"):
+        maze.generate(1, np.random.default_rng(0), size=9, far_goal=1.5)
+
+
 def test_generate_batch_on_a_canvas():
     inputs, labels = maze.generate_batch(6, np.random.default_rng(2), size=(5, 12), canvas=12)
     assert inputs.shape == labels.shape == (6, 144) and inputs.dtype == labels.dtype == np.int32

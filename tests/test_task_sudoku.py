@@ -287,6 +287,22 @@ def test_solver_sees_two_solutions_of_a_deadly_pattern():
     pytest.fail("the fixture has no deadly rectangle")
 
 
+def test_plain_python_search_agrees_with_the_compiled_one():
+    # The one search runs compiled by numba (generation) or as Python on lists (without numba): same answers.
+    pytest.importorskip("numba")
+    plain = sudoku._search.py_func
+    rng = np.random.default_rng(5)
+    grids = [grid_of(PUZZLE), grid_of(SECOND), np.zeros((9, 9), np.int8)]
+    grids += [p.grid for p, _ in sudoku.generate(4, rng, givens=(24, 30))]
+    for grid in grids:
+        for limit in (1, 2, 3):
+            first = [0] * 81
+            found = plain(grid.reshape(81).astype(int).tolist(), limit, sudoku._IN_ORDER.tolist(), first)
+            compiled, solution = sudoku._run_search(grid, limit)
+            assert found == compiled
+            np.testing.assert_array_equal(np.array(first).reshape(9, 9), solution)
+
+
 # --- generator -------------------------------------------------------------------------------------------------
 
 
@@ -305,6 +321,13 @@ def test_generator_given_range_and_low_givens():
     assert all(25 <= (p.grid != 0).sum() <= 40 and sudoku.count_solutions(p.grid) == 1 for p, _ in pairs)
     [(puzzle, _)] = sudoku.generate(1, np.random.default_rng(2), givens=24)
     assert (puzzle.grid != 0).sum() == 24 and sudoku.count_solutions(puzzle.grid) == 1
+
+
+def test_generator_digs_below_where_random_digging_stops():
+    # 21 givens: digging stops above on almost every grid; the "-2 +1" moves go on from there.
+    puzzle, solution = sudoku.make_puzzle(21, np.random.default_rng(4), max_attempts=50)
+    assert (puzzle != 0).sum() == 21 and sudoku.count_solutions(puzzle) == 1
+    assert np.all((puzzle == 0) | (puzzle == solution))
 
 
 def test_generator_is_seeded():

@@ -148,8 +148,9 @@ class Attention(nn.Module):
 
     def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
         B, S, _ = x.shape
-        qkv = self.qkv_proj(x).reshape(B, S, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        # mx.split gives views; integer indexing (qkv[0]) would be a gather, and a scatter-add in the backward.
+        qkv = self.qkv_proj(x).reshape(B, S, 3 * self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+        q, k, v = mx.split(qkv, 3, axis=1)
         if rope is not None:
             q, k = rope(q), rope(k)
         out = attention(q, k, v, 1.0 / math.sqrt(self.head_dim), self._mask)
@@ -348,8 +349,9 @@ class PrefixPool(nn.Module):
         B, Sq, _ = queries.shape
         Sk = keys.shape[1]
         q = self.q_proj(queries).reshape(B, Sq, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-        kv = self.kv_proj(keys).reshape(B, Sk, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        out = attention(q, kv[0], kv[1], 1.0 / math.sqrt(self.head_dim))
+        kv = self.kv_proj(keys).reshape(B, Sk, 2 * self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+        k, v = mx.split(kv, 2, axis=1)
+        out = attention(q, k, v, 1.0 / math.sqrt(self.head_dim))
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, Sq, -1))
 
 

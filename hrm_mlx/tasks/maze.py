@@ -440,13 +440,16 @@ def random_layout(size: int, rng: np.random.Generator, loop_fraction: float = 0.
     return grid if size % 2 else _stretch_to_even(grid, rng)
 
 
-def _place_start_and_goal(grid: np.ndarray, min_path: int, rng: np.random.Generator, tries: int = 8) -> Maze | None:
-    """S on a random open cell, G on a random open cell at least `min_path` steps away; None if none found."""
+def _place_start_and_goal(grid: np.ndarray, min_path: int, rng: np.random.Generator, tries: int = 8,
+                          farthest: bool = False) -> Maze | None:
+    """S on a random open cell, G on a random open cell at least `min_path` steps away (with `farthest`, on one
+    of the open cells farthest from S: the long paths that need many reasoning steps); None if none found."""
     open_cells = np.argwhere(grid == OPEN)
     for _ in range(tries):
         start = tuple(open_cells[rng.integers(len(open_cells))])
         steps = _distances(grid, start)
-        far_enough = np.argwhere(steps >= max(min_path, 1))
+        reach = max(min_path, int(steps.max()) if farthest else 1, 1)
+        far_enough = np.argwhere(steps >= reach)
         if len(far_enough):
             goal = tuple(far_enough[rng.integers(len(far_enough))])
             placed = grid.copy()
@@ -464,13 +467,15 @@ def _size_range(size: int | tuple[int, int], canvas: int) -> tuple[int, int]:
 
 
 def make_maze(
-    size: int, rng: np.random.Generator, loop_fraction: float = 0.1, min_path: int = 1, max_attempts: int = 100
+    size: int, rng: np.random.Generator, loop_fraction: float = 0.1, min_path: int = 1, max_attempts: int = 100,
+    farthest: bool = False,
 ) -> tuple[Maze, np.ndarray]:
-    """One (maze, solution) pair; `min_path` is the least number of S-G steps (the "hard" filter)."""
+    """One (maze, solution) pair; `min_path` is the least number of S-G steps (the "hard" filter); `farthest`
+    puts G on a cell farthest from S."""
     if not 0.0 <= loop_fraction <= 1.0:
         raise HrmMlxError(f"loop_fraction must lie in 0..1, got {loop_fraction}")
     for _ in range(max_attempts):
-        maze = _place_start_and_goal(random_layout(size, rng, loop_fraction), min_path, rng)
+        maze = _place_start_and_goal(random_layout(size, rng, loop_fraction), min_path, rng, farthest=farthest)
         if maze is not None:
             return maze, shortest_path(maze)
     raise HrmMlxError(
@@ -482,19 +487,28 @@ def generate(
     n: int,
     rng: np.random.Generator,
     size: int | tuple[int, int] = CANVAS,
-    loop_fraction: float = 0.1,
+    loop_fraction: float | tuple[float, float] = 0.1,
     min_path: int = 1,
     canvas: int = CANVAS,
+    far_goal: float = 0.0,
 ) -> list[tuple[Maze, np.ndarray]]:
     """n random (maze, solution) pairs. `size` is exact or an inclusive (low, high) range drawn per maze
     (5..canvas; odd sizes are carved directly, even ones are stretched from the odd size below).
-    `loop_fraction` of the remaining inner walls are removed to create loops; S and G are at least
-    `min_path` steps apart (so the path marks at least min_path - 1 cells); the solution marks one BFS
-    shortest path. Speed: ~1.5 ms per 30x30 maze; ~15 ms with min_path=110 (Maze-Hard-like)."""
+    `loop_fraction` (exact, or a (low, high) range drawn per maze) of the remaining inner walls are removed to
+    create loops; S and G are at least
+    `min_path` steps apart (so the path marks at least min_path - 1 cells); in a `far_goal` fraction of the
+    mazes G is a cell farthest from S; the solution marks one BFS shortest path. Speed: ~1.5 ms per 30x30 maze;
+    ~15 ms with min_path=110 (Maze-Hard-like)."""
     low, high = _size_range(size, canvas)
+    if not 0.0 <= far_goal <= 1.0:
+        raise HrmMlxError(f"far_goal must lie in 0..1, got {far_goal}")
+    loops_low, loops_high = (loop_fraction, loop_fraction) if np.isscalar(loop_fraction) else loop_fraction
     pairs = []
     for _ in range(n):
-        maze, solution = make_maze(int(rng.integers(low, high + 1)), rng, loop_fraction, min_path)
+        side = int(rng.integers(low, high + 1))
+        farthest = bool(far_goal) and rng.random() < far_goal
+        loops = loops_low if loops_low == loops_high else float(rng.uniform(loops_low, loops_high))
+        maze, solution = make_maze(side, rng, loops, min_path, farthest=farthest)
         maze.solution = solution
         pairs.append((maze, solution))
     return pairs
@@ -504,12 +518,13 @@ def generate_batch(
     n: int,
     rng: np.random.Generator,
     size: int | tuple[int, int] = CANVAS,
-    loop_fraction: float = 0.1,
+    loop_fraction: float | tuple[float, float] = 0.1,
     min_path: int = 1,
     canvas: int = CANVAS,
+    far_goal: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) int32 [n, canvas*canvas], ready for training."""
-    pairs = generate(n, rng, size, loop_fraction, min_path, canvas)
+    pairs = generate(n, rng, size, loop_fraction, min_path, canvas, far_goal)
     empty = np.zeros((0, canvas * canvas), np.int32)
     inputs = np.stack([encode(maze, canvas) for maze, _ in pairs]) if pairs else empty
     labels = np.stack([encode_answer(solution, canvas) for _, solution in pairs]) if pairs else empty

@@ -305,85 +305,109 @@ def to_text(item: SudokuPuzzle | np.ndarray, compact: bool = False) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Exact solver: depth-first search over bitmasks, always branching on the cell with the fewest candidates.
-# Digit d is bit (d - 1) of a 9-bit mask; rows/cols/boxes hold the digits already used in each unit.
+# Digit d is bit (d - 1) of a 9-bit mask; rows/cols/boxes hold the digits already used in each unit. The search is
+# an explicit-stack loop over flat arrays so that numba (the `train` extra) compiles it: digging training puzzles
+# down to 17-24 givens takes hundreds of thousands of searches. Without numba the same function runs as Python.
 
-_FULL_MASK = 0x1FF
-_POPCOUNT = [bin(mask).count("1") for mask in range(512)]
-_ROW_OF = [cell // 9 for cell in range(81)]
-_COL_OF = [cell % 9 for cell in range(81)]
-_BOX_OF = [(cell // 27) * 3 + (cell % 9) // 3 for cell in range(81)]
+try:
+    from numba import njit as _compiled
+except ImportError:  # numba is optional: the search then runs as plain Python on lists, correct but slower
+    _compiled = None
+
+_BOX_OF = tuple((cell // 27) * 3 + (cell % 9) // 3 for cell in range(81))
+_IN_ORDER = np.tile(np.arange(9, dtype=np.int64), (81, 1))  # try digits 1..9 in every cell
 
 
-class _Search:
-    def __init__(self, grid: np.ndarray, rng: np.random.Generator | None = None):
-        self.cells = [0] * 81  # bit of the digit in each cell, 0 = empty
-        self.rows, self.cols, self.boxes = [0] * 9, [0] * 9, [0] * 9
-        self.empties: list[int] = []
-        self.rng = rng  # when set, candidates are tried in random order (used to make random full grids)
-        self.first_solution: list[int] | None = None
-        self.consistent = True
-        for cell, digit in enumerate(np.asarray(grid).reshape(81).tolist()):
-            if digit == 0:
-                self.empties.append(cell)
-                continue
-            bit = 1 << (digit - 1)
-            r, c, b = _ROW_OF[cell], _COL_OF[cell], _BOX_OF[cell]
-            if (self.rows[r] | self.cols[c] | self.boxes[b]) & bit:
-                self.consistent = False
-            self.rows[r] |= bit
-            self.cols[c] |= bit
-            self.boxes[b] |= bit
-            self.cells[cell] = bit
-
-    def count(self, limit: int) -> int:
-        return self._search(limit) if self.consistent else 0
-
-    def solution_grid(self) -> np.ndarray:
-        return np.array([bit.bit_length() for bit in self.first_solution], dtype=np.int8).reshape(9, 9)
-
-    def _candidate_bits(self, free: int) -> list[int]:
-        if self.rng is None:
-            return [1 << d for d in range(9) if free >> d & 1]
-        return [1 << int(d) for d in self.rng.permutation(9) if free >> d & 1]
-
-    def _search(self, limit: int) -> int:
-        empties = self.empties
-        if not empties:
-            if self.first_solution is None:
-                self.first_solution = list(self.cells)
-            return 1
-        rows, cols, boxes = self.rows, self.cols, self.boxes
-        best_index, best_free, best_count = -1, 0, 10
-        for index, cell in enumerate(empties):
-            free = _FULL_MASK & ~(rows[_ROW_OF[cell]] | cols[_COL_OF[cell]] | boxes[_BOX_OF[cell]])
-            count = _POPCOUNT[free]
-            if count < best_count:
-                best_index, best_free, best_count = index, free, count
-                if count <= 1:
-                    break
-        if best_count == 0:
+def _search(grid, limit, digit_order, first_solution):
+    """Count the solutions of `grid` (81 cells, 0 = blank), stopping at `limit`; the first one found is written
+    to `first_solution`. `digit_order[cell][k]` is the k-th digit (minus one) to try in a cell."""
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    empties = [0] * 81
+    n = 0
+    for cell in range(81):
+        digit = grid[cell]
+        if digit == 0:
+            empties[n] = cell
+            n += 1
+            continue
+        bit = 1 << (digit - 1)
+        r, c, b = cell // 9, cell % 9, _BOX_OF[cell]
+        if (rows[r] | cols[c] | boxes[b]) & bit:
             return 0
-        # Swap-remove the chosen cell (O(1)); it is put back in the same place before returning.
-        cell = empties[best_index]
-        empties[best_index] = empties[-1]
-        empties.pop()
-        r, c, b = _ROW_OF[cell], _COL_OF[cell], _BOX_OF[cell]
-        found = 0
-        for bit in self._candidate_bits(best_free):
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-            self.cells[cell] = bit
-            found += self._search(limit - found)
+        rows[r] |= bit
+        cols[c] |= bit
+        boxes[b] |= bit
+    candidates = [0] * 81  # per depth: the free digits of the cell chosen there
+    tried = [0] * 81  # per depth: how far along that cell's digit order the search is
+    placed = [0] * 81  # per depth: the digit placed there (0 = none)
+    found, depth, descending = 0, 0, True
+    while depth >= 0:
+        if descending:
+            if depth == n:  # every cell filled: a solution
+                found += 1
+                if found == 1:
+                    for cell in range(81):
+                        first_solution[cell] = grid[cell]
+                    for i in range(n):
+                        first_solution[empties[i]] = placed[i]
+                if found >= limit:
+                    return found
+                depth -= 1
+                descending = False
+                continue
+            best, best_count, best_free = depth, 10, 0
+            for i in range(depth, n):
+                cell = empties[i]
+                free = 0x1FF & ~(rows[cell // 9] | cols[cell % 9] | boxes[_BOX_OF[cell]])
+                count, rest = 0, free
+                while rest:
+                    rest &= rest - 1
+                    count += 1
+                if count < best_count:
+                    best, best_count, best_free = i, count, free
+                    if count <= 1:
+                        break
+            empties[depth], empties[best] = empties[best], empties[depth]
+            candidates[depth], tried[depth], placed[depth] = best_free, 0, 0
+            descending = False
+        cell = empties[depth]
+        r, c, b = cell // 9, cell % 9, _BOX_OF[cell]
+        if placed[depth]:  # take back the digit tried last at this depth
+            bit = 1 << (placed[depth] - 1)
             rows[r] ^= bit
             cols[c] ^= bit
             boxes[b] ^= bit
-            if found >= limit:
-                break
-        self.cells[cell] = 0
-        empties.append(cell)
-        empties[best_index], empties[-1] = empties[-1], empties[best_index]
-        return found
+            placed[depth] = 0
+        digit = -1
+        while tried[depth] < 9 and digit < 0:
+            option = digit_order[cell][tried[depth]]
+            tried[depth] += 1
+            if candidates[depth] >> option & 1:
+                digit = option
+        if digit < 0:  # no candidate left here: back up
+            depth -= 1
+            continue
+        bit = 1 << digit
+        rows[r] |= bit
+        cols[c] |= bit
+        boxes[b] |= bit
+        placed[depth] = digit + 1
+        depth += 1
+        descending = True
+    return found
+
+
+if _compiled is not None:
+    _search = _compiled(cache=True, nogil=True)(_search)
+
+
+def _run_search(grid: np.ndarray, limit: int, digit_order: np.ndarray = _IN_ORDER) -> tuple[int, np.ndarray]:
+    cells = np.ascontiguousarray(grid, dtype=np.int64).reshape(81)
+    first = np.zeros(81, dtype=np.int64)
+    if _compiled is None:  # Python indexes lists several times faster than arrays
+        first, cells, digit_order = first.tolist(), cells.tolist(), digit_order.tolist()
+    found = _search(cells, limit, digit_order, first)
+    return int(found), np.asarray(first, dtype=np.int8).reshape(9, 9)
 
 
 def _grid_of(item: SudokuPuzzle | np.ndarray) -> np.ndarray:
@@ -393,13 +417,13 @@ def _grid_of(item: SudokuPuzzle | np.ndarray) -> np.ndarray:
 def count_solutions(grid: SudokuPuzzle | np.ndarray, limit: int = 2) -> int:
     """Number of solutions, counting stops at `limit` (limit=2 answers "is it unique?"). 0 if the givens
     conflict or the puzzle has no solution."""
-    return _Search(_grid_of(grid)).count(limit)
+    return _run_search(_grid_of(grid), limit)[0]
 
 
 def solve(grid: SudokuPuzzle | np.ndarray) -> np.ndarray | None:
     """A solution [9,9] int8, or None when there is none."""
-    search = _Search(_grid_of(grid))
-    return search.solution_grid() if search.count(1) else None
+    found, solution = _run_search(_grid_of(grid), 1)
+    return solution if found else None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -411,14 +435,13 @@ MIN_GIVENS = 17  # no 16-clue sudoku has a unique solution; digging below ~22 ta
 def random_full_grid(rng: np.random.Generator) -> np.ndarray:
     """A random complete sudoku [9,9] int8: the first solution of the empty grid when candidates are tried in
     random order (varied, though not exactly uniform over all grids)."""
-    search = _Search(np.zeros((9, 9), dtype=np.int8), rng=rng)
-    search.count(1)
-    return search.solution_grid()
+    digit_order = np.argsort(rng.random((81, 9)), axis=1)
+    return _run_search(np.zeros((9, 9), dtype=np.int8), 1, digit_order)[1]
 
 
-def _dig_holes(solution: np.ndarray, target_givens: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Blank cells of `solution` in a random order while the puzzle keeps a unique solution; None if it
-    gets stuck above `target_givens` (the puzzle became minimal first).
+def _dig_holes(solution: np.ndarray, target_givens: int, rng: np.random.Generator) -> np.ndarray:
+    """Blank cells of `solution` in a random order while the puzzle keeps a unique solution, down to
+    `target_givens`; a puzzle left with more givens is minimal (no given can be blanked).
 
     Speed trick: uniqueness is monotone (blanking more cells never removes solutions), so instead of
     testing cells one by one we binary-search the longest run of the order that can be blanked together;
@@ -433,7 +456,7 @@ def _dig_holes(solution: np.ndarray, target_givens: int, rng: np.random.Generato
         flat[run[:blankable]] = 0
         still_needed -= blankable
         position += blankable + (1 if still_needed else 0)  # the next cell must stay a given
-    return flat.reshape(9, 9) if still_needed == 0 else None
+    return flat.reshape(9, 9)
 
 
 def _longest_blankable_prefix(flat: np.ndarray, run: np.ndarray) -> int:
@@ -461,12 +484,52 @@ def _givens_range(givens: int | tuple[int, int]) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _is_unique(flat: np.ndarray) -> bool:
+    return _run_search(flat, 2)[0] == 1
+
+
+def _descend(puzzle: np.ndarray, solution: np.ndarray, target_givens: int, rng: np.random.Generator,
+             moves: int) -> np.ndarray:
+    """Lower the givens of a minimal puzzle (no single given can be blanked) below where digging stops: swap two
+    givens for one other cell of the solution while the solution stays unique ("-2 +1" moves), then blank every
+    given that has become redundant, until `target_givens` or `moves` tries."""
+    flat, answer = puzzle.reshape(81).copy(), solution.reshape(81)
+    for _ in range(moves):
+        if (flat != 0).sum() <= target_givens:
+            break
+        trial = flat.copy()
+        trial[rng.choice(np.flatnonzero(flat), 2, replace=False)] = 0
+        added = rng.choice(np.flatnonzero(flat == 0))
+        trial[added] = answer[added]
+        if not _is_unique(trial):
+            continue
+        for cell in rng.permutation(np.flatnonzero(trial)):
+            if (trial != 0).sum() <= target_givens:
+                break
+            kept, trial[cell] = trial[cell], 0
+            if not _is_unique(trial):
+                trial[cell] = kept
+        flat = trial
+    return flat.reshape(9, 9)
+
+
+# Random digging rarely stops below 22 givens. For targets below that, a dig that stops at most DESCENT_REACH
+# givens above goes on with "-2 +1" moves (see _descend): ~2 s per 21-given puzzle, ~30 s per 20-given one with
+# numba; 17-19 stay out of reach. Above, a fresh grid is cheaper than the moves.
+DESCENT_BELOW = 22
+DESCENT_REACH = 4
+DESCENT_MOVES = 3000
+
+
 def make_puzzle(target_givens: int, rng: np.random.Generator, max_attempts: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """(puzzle, solution) grids with exactly `target_givens` givens and a unique solution."""
     for _ in range(max_attempts):
         solution = random_full_grid(rng)
         puzzle = _dig_holes(solution, target_givens, rng)
-        if puzzle is not None:
+        above = int((puzzle != 0).sum()) - target_givens
+        if target_givens < DESCENT_BELOW and 0 < above <= DESCENT_REACH:
+            puzzle = _descend(puzzle, solution, target_givens, rng, DESCENT_MOVES)
+        if (puzzle != 0).sum() == target_givens:
             return puzzle, solution
     raise HrmMlxError(
         f"no unique sudoku with {target_givens} givens after {max_attempts} random grids; ask for more givens"
@@ -478,9 +541,9 @@ def generate(
 ) -> list[tuple[SudokuPuzzle, np.ndarray]]:
     """n random unique-solution puzzles as (puzzle, solution) pairs (the puzzle also carries the solution).
 
-    `givens` is an exact count or an inclusive (low, high) range drawn per puzzle. Random digging reaches
-    30 givens on almost every grid (~5-8 ms per puzzle), 24 on many (~75 ms), 22 on few (~2 s per puzzle);
-    below that it rarely succeeds, and `max_attempts` grids without success raise HrmMlxError."""
+    `givens` is an exact count or an inclusive (low, high) range drawn per puzzle. With numba (the `train`
+    extra), 30 givens take ~0.4 ms per puzzle, 24 ~3 ms, 22 ~40 ms and 20-21 about a second; without it, 10-30x
+    longer. `max_attempts` grids without success raise HrmMlxError."""
     low, high = _givens_range(givens)
     pairs = []
     for _ in range(n):
