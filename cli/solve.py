@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -13,6 +14,14 @@ from rich.table import Table
 from hrm_mlx.cli import render
 from hrm_mlx.cli.render import console, err_console
 from hrm_mlx.errors import HrmMlxError
+
+class StopRule(str, Enum):
+    """hrm_mlx.solve.STOP_RULES, named here so that --help needs no mlx import."""
+
+    stable = "stable"
+    halt = "halt"
+    never = "never"
+
 
 PUZZLE_SUFFIXES = {".json", ".jsonl", ".txt", ".csv", ".sudoku", ".maze", ""}
 SHOW_AT_MOST = 4  # puzzles drawn as grids; larger runs print the summary only
@@ -86,10 +95,13 @@ def solve(
                               "shipped for the puzzles' task)."),
     task: str = typer.Option(None, "--task", help="Task of the puzzles (sudoku, maze, arc) when detection from "
                              "the content and extension is not wanted."),
-    max_steps: int = typer.Option(None, "--max-steps", min=1, help="ACT steps to run (default: the model's "
-                                  "halt_max_steps, as the official evaluation). More steps = more thinking."),
-    adaptive: bool = typer.Option(False, "--adaptive", help="Stop each puzzle at the first step where its halt "
-                                  "head prefers halting, instead of always running --max-steps."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Most ACT steps per puzzle (default: 4x the "
+                                  "steps the model was trained with; for a model that runs at any size, also "
+                                  "scaled by the grid's area over its training canvas). More steps = more "
+                                  "thinking."),
+    stop: StopRule = typer.Option(StopRule.stable, "--stop", help="When a puzzle stops thinking: 'stable' = its answer has "
+                             "not changed for two steps and its halt head says halt; 'halt' = the halt head's "
+                             "first halt; 'never' = after --max-steps (the official evaluation)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Puzzles per model batch."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle instead of grids."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
@@ -124,7 +136,7 @@ def solve(
     for name, labelled in by_task.items():
         source = model or str(solver.shipped_model(name))
         loaded_model, config = io.load(source)
-        model_task, encoding = solver.task_of(config)
+        model_task, encoding = solver.task_of(config, loaded_model)
         if model_task.NAME != name:
             raise HrmMlxError(f"the model solves {model_task.NAME}, not {name} puzzles")
         if name == "arc":
@@ -156,7 +168,7 @@ def solve(
                 _kaggle_files(solutions, submission, solutions_text)
             else:
                 solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
-                                         adaptive=adaptive, batch_size=batch_size, on_batch=advance)
+                                         stop=stop.value, batch_size=batch_size, on_batch=advance)
         elapsed = time.perf_counter() - start
         for (label, _), solution in zip(good, solutions):
             records.append(_record(label, name, solution))

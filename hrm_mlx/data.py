@@ -73,7 +73,6 @@ TASK_DEFAULTS = {
     },
 }
 DIFFICULTY = {"easy": [40, 45], "medium": [32, 39], "hard": [26, 31], "expert": [22, 25]}
-FREE_TOKEN = {"sudoku": 1, "maze": 2}  # the input token of a cell the model must fill (blank / open)
 
 
 def default_cache_dir() -> Path:
@@ -92,8 +91,9 @@ def resolve(task: str, settings: dict | None) -> dict:
     resolved = {**TASK_DEFAULTS[task], **settings}
     if resolved["supervise"] not in ("all", "free"):
         raise HrmMlxError(f"data setting supervise must be 'all' or 'free', not {resolved['supervise']!r}")
-    if resolved["supervise"] == "free" and task not in FREE_TOKEN:
-        raise HrmMlxError(f"supervise 'free' is defined for {', '.join(FREE_TOKEN)}, not {task}")
+    if resolved["supervise"] == "free" and not _has_free_cells(task):
+        raise HrmMlxError(f"supervise 'free' is defined for tasks whose answer fills marked cells (sudoku, "
+                          f"maze), not {task}")
     return resolved
 
 
@@ -361,7 +361,7 @@ def _layout(task: str, data: tuple, settings: dict, rng, augment: bool, progress
     x = np.stack(copies_x).astype(np.uint8) if copies_x else np.zeros((0, seq_len), np.uint8)
     y = np.stack(copies_y).astype(np.uint8) if copies_y else np.zeros((0, seq_len), np.uint8)
     if settings["supervise"] == "free":
-        y = np.where(x == FREE_TOKEN[task], y, 0).astype(np.uint8)
+        y = np.where(free_cells(task, x), y, 0).astype(np.uint8)
     count = len(x)
     return {
         "inputs": x, "labels": y,
@@ -566,7 +566,15 @@ def _from_jsonable(value):
     return value
 
 
+def _has_free_cells(task: str) -> bool:
+    from hrm_mlx import tasks
+
+    return hasattr(tasks.get(task), "free_cells")
+
+
 def free_cells(task: str, inputs: np.ndarray) -> np.ndarray:
     """Cells the model fills (blank Sudoku cells, open maze cells); the others are copied from the input when
     a model supervised on free cells only answers."""
-    return np.asarray(inputs) == FREE_TOKEN[task]
+    from hrm_mlx import tasks
+
+    return tasks.get(task).free_cells(inputs)

@@ -1,12 +1,17 @@
 """From puzzles to checked answers: encode with the task module, run the ACT loop, decode, check.
 
-Puzzles of one task are solved in batches. By default every puzzle runs the model's ``halt_max_steps`` ACT steps,
-as the official evaluation does; ``max_steps`` changes that number (inference-time scaling), and ``adaptive``
-stops each puzzle at the first step where its halt head prefers halting.
+Puzzles of one task are solved in batches. Each puzzle thinks for as many ACT steps as it needs, up to a budget:
+by default it stops once its answer has stayed the same for ``STABLE_STEPS`` steps and its halt head agrees
+(``stop="stable"``), within ``THINK_LONGER`` times the steps the model was trained with, scaled by the grid's
+area when a model that runs at any size meets a grid larger than its training canvas (information crosses a maze
+about one cell per convolution, and path lengths grow with the area). ``max_steps`` sets the budget;
+``stop="halt"`` stops at the halt head's first "halt", ``stop="never"`` runs the whole budget (as the official
+evaluation runs halt_max_steps).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,6 +23,15 @@ import numpy as np
 from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
+
+STOP_RULES = {
+    "stable": "stop a puzzle once its answer has not changed for two steps and its halt head says halt",
+    "halt": "stop a puzzle at the first step where its halt head says halt",
+    "never": "run every step of the budget",
+}
+STABLE_STEPS = 2
+THINK_LONGER = 4
+ANY_SIZE_LIMIT = 256  # largest grid side solved by a model that runs at any size (memory, not parameters)
 
 
 @dataclass
@@ -39,41 +53,58 @@ def shipped_model(task: str) -> Path:
     return folder
 
 
-def task_of(config: dict) -> tuple[object, dict]:
-    """The task module a model was trained for, and the encoding options its config records."""
+def task_of(config: dict, model=None) -> tuple[object, dict]:
+    """The task module a model was trained for, and the encoding options its config records. Given the model,
+    a canvas it is not tied to (``runs_at_any_size``) becomes the largest side it takes."""
     task_config = dict(config.get("task") or {})
     name = task_config.pop("name", None)
     task_config.pop("supervise", None)  # a training setting, not an encoding option (see solve)
     if name is None:
         raise HrmMlxError("the model's config.json does not say which task it solves (no task.name)")
+    if model is not None and model.runs_at_any_size and "canvas" in task_config:
+        task_config["canvas"] = ANY_SIZE_LIMIT
     return tasks.get(name), task_config
 
 
-def _halting(outputs: dict, model) -> mx.array:
-    if getattr(model.args, "no_ACT_continue", False):
-        return outputs["q_halt_logits"] > 0
-    return outputs["q_halt_logits"] > outputs["q_continue_logits"]
+def step_budget(model, trained_canvas: int | None = None, canvas: int | None = None) -> int:
+    """The default most ACT steps for puzzles on ``canvas`` (see the module docstring)."""
+    steps = model.args.halt_max_steps
+    if trained_canvas and canvas and canvas > trained_canvas:
+        steps = math.ceil(steps * (canvas / trained_canvas) ** 2)
+    return THINK_LONGER * steps
 
 
-def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_steps: int | None = None,
-            adaptive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run the ACT loop on one batch. Returns (predicted tokens [B, seq], steps used [B], sigmoid(q_halt) per
-    step [B, T]); with ``adaptive`` each row's prediction is the one at the step where it first chose to halt."""
-    steps_total = max_steps or model.args.halt_max_steps
+def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_steps: int, stop: str = "never",
+            given: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the ACT loop on one batch for at most ``max_steps`` steps, each row until ``stop`` (a STOP_RULES
+    key) ends it. ``given`` (bool, like ``inputs``) marks cells whose input token is the answer (a model
+    trained without loss on them predicts anything there). Returns (predicted tokens at each row's last step
+    [B, seq], steps used [B], sigmoid(q_halt) per step [B, steps run])."""
+    if stop not in STOP_RULES:
+        raise HrmMlxError(f"unknown stop rule {stop!r}; known: {', '.join(STOP_RULES)}")
     batch = {"inputs": mx.array(inputs, dtype=mx.int32), "labels": mx.zeros(inputs.shape, dtype=mx.int32),
              "puzzle_identifiers": mx.array(puzzle_identifiers, dtype=mx.int32)}
-    step = _eval_step(model, steps_total)
+    step = _eval_step(model, max_steps)
     carry = act.initial_carry(model, batch)
     predictions = np.zeros(inputs.shape, dtype=np.int32)
     stopped = np.zeros(len(inputs), dtype=bool)
-    steps_used = np.full(len(inputs), steps_total, dtype=np.int32)
+    steps_used = np.full(len(inputs), max_steps, dtype=np.int32)
+    unchanged = np.zeros(len(inputs), dtype=np.int32)  # steps for which each row's answer has not changed
+    previous = None
     confidence = []
-    for t in range(steps_total):
+    for t in range(max_steps):
         carry, outputs, _, _ = step(carry, batch)
         tokens = np.array(mx.argmax(outputs["logits"], axis=-1))
+        if given is not None:
+            tokens = np.where(given, inputs, tokens)
         confidence.append(np.array(mx.sigmoid(outputs["q_halt_logits"])))
-        halting = np.array(_halting(outputs, model)) if adaptive else np.zeros(len(inputs), dtype=bool)
-        stop_now = ~stopped & (halting | (t == steps_total - 1))
+        if previous is not None:
+            unchanged = np.where((tokens == previous).all(axis=1), unchanged + 1, 0)
+        previous = tokens
+        halting = np.zeros(len(inputs), dtype=bool) if stop == "never" else np.array(act.halts(model, outputs))
+        if stop == "stable":
+            halting &= unchanged >= STABLE_STEPS
+        stop_now = ~stopped & (halting | (t == max_steps - 1))
         predictions[stop_now] = tokens[stop_now]
         steps_used[stop_now] = t + 1
         stopped |= stop_now
@@ -92,26 +123,35 @@ def _eval_step(model, halt_max_steps: int):
     return _compiled_steps[key]
 
 
-def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, adaptive: bool = False,
+def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, stop: str = "stable",
           batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> list[Solution]:
-    """Solve puzzles of the model's task (validated beforehand). ``on_batch(n)`` reports progress."""
+    """Solve puzzles of the model's task (validated beforehand with ``task_of(config, model)``'s options).
+    ``max_steps`` overrides the step budget; ``on_batch(n)`` reports progress."""
     task, encoding = task_of(config)
-    solutions = []
-    for start in range(0, len(puzzles), batch_size):
-        chunk = puzzles[start:start + batch_size]
-        inputs = np.stack([task.encode(p, **encoding) for p in chunk])
+    trained_canvas = encoding.get("canvas")
+    # A model that runs at any size solves each batch on the canvas of its largest grid; batches of similar
+    # sizes waste the least work.
+    any_size = trained_canvas is not None and model.runs_at_any_size
+    order = sorted(range(len(puzzles)), key=lambda i: task.side(puzzles[i])) if any_size else range(len(puzzles))
+    order = list(order)
+    free_only = (config.get("task") or {}).get("supervise") == "free"
+    solutions: list = [None] * len(puzzles)
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size]
+        chunk = [puzzles[i] for i in indices]
+        options = dict(encoding)
+        if any_size:
+            options["canvas"] = max(task.side(p) for p in chunk)
+        inputs = np.stack([task.encode(p, **options) for p in chunk])
+        budget = max_steps or step_budget(model, trained_canvas, options.get("canvas"))
+        given = ~task.free_cells(inputs) if free_only else None
         tokens, steps, confidence = run_act(model, inputs, np.zeros(len(chunk), dtype=np.int32),
-                                            max_steps=max_steps, adaptive=adaptive)
-        if (config.get("task") or {}).get("supervise") == "free":
-            # Trained with no loss on the cells copied from the input (hrm_mlx.data): copy them.
-            from hrm_mlx.data import free_cells
-
-            tokens = np.where(free_cells(task.NAME, inputs), tokens, inputs)
-        for i, puzzle in enumerate(chunk):
-            answer = task.decode(tokens[i], puzzle)
+                                            max_steps=budget, stop=stop, given=given)
+        for i, puzzle, row in zip(indices, chunk, range(len(chunk))):
+            answer = task.decode(tokens[row], puzzle)
             solved, reason = task.check(puzzle, answer)
-            solutions.append(Solution(puzzle, answer, solved, reason, int(steps[i]),
-                                      [float(c) for c in confidence[i, :steps[i]]]))
+            solutions[i] = Solution(puzzle, answer, solved, reason, int(steps[row]),
+                                    [float(c) for c in confidence[row, :steps[row]]])
         if on_batch:
             on_batch(len(chunk))
     return solutions
@@ -152,7 +192,8 @@ def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_ste
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
         predicted, _, confidence = run_act(model, np.stack([r[4] for r in chunk]),
-                                           np.array([r[2] for r in chunk], dtype=np.int32), max_steps=max_steps)
+                                           np.array([r[2] for r in chunk], dtype=np.int32),
+                                           max_steps=max_steps or model.args.halt_max_steps)
         tokens.append(predicted)
         halt.append(confidence)
         if on_batch:

@@ -365,12 +365,6 @@ def to_mx(batch: dict) -> dict:
 # Evaluation
 
 
-def _halts(outputs: dict, model) -> mx.array:
-    if getattr(model.args, "no_ACT_continue", False):
-        return outputs["q_halt_logits"] > 0
-    return outputs["q_halt_logits"] > outputs["q_continue_logits"]
-
-
 def evaluate(model, split: datasets.Split, global_batch_size: int, *, limit: int | None = None, group=None,
              compiled: bool = True, halt_max_steps: int | None = None, on_batch: Callable | None = None,
              collect: bool = False):
@@ -390,7 +384,7 @@ def evaluate(model, split: datasets.Split, global_batch_size: int, *, limit: int
         first_halt = mx.full((batch["inputs"].shape[0],), steps, dtype=mx.int32)
         for t in range(steps):
             carry, outputs, _loss, metrics = eval_step(carry, batch)
-            first_halt = mx.where(_halts(outputs, model) & (first_halt == steps), t + 1, first_halt)
+            first_halt = mx.where(act.halts(model, outputs) & (first_halt == steps), t + 1, first_halt)
         valid = (batch["labels"] != act.IGNORE_LABEL_ID).sum(-1) > 0
         metrics = dict(metrics, act_steps=mx.where(valid, first_halt, 0).sum().astype(mx.float32))
         metrics = {k: metrics[k].astype(mx.float32) for k in sums if k in metrics}

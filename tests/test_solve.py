@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hrm_mlx import io, solve as solver
+from hrm_mlx.cli import solve as cli_solve
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import build
@@ -55,24 +56,71 @@ def test_solves_a_maze_file_and_reports_steps_and_halting(tmp_path, maze_model):
     result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
-    assert record["task"] == "maze" and record["steps"] == 3 and len(record["halt_confidence"]) == 3
+    budget = solver.THINK_LONGER * 3  # a random model never halts: it thinks for the whole default budget
+    assert record["task"] == "maze" and record["steps"] == budget and len(record["halt_confidence"]) == budget
     assert record["solved"] is False and record["reason"]
 
 
-def test_max_steps_and_adaptive(tmp_path, maze_model):
+def test_max_steps_and_stop_rules(tmp_path, maze_model):
     (tmp_path / "m.txt").write_text(MAZE)
-    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5")
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--stop", "never")
     assert json.loads(result.output.splitlines()[-1])["steps"] == 5
-    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--adaptive")
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--stop", "halt")
     assert 1 <= json.loads(result.output.splitlines()[-1])["steps"] <= 5
+    result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--stop", "sometimes")
+    assert result.exit_code == 2 and "'sometimes' is not one of" in result.output and "'never'" in result.output
+    assert {rule.value for rule in cli_solve.StopRule} == set(solver.STOP_RULES)
 
 
-def test_adaptive_stops_rows_where_the_halt_head_says_so(maze_model):
+def test_halt_rule_stops_rows_where_the_halt_head_says_so(maze_model):
     model, config = io.load(maze_model)
     model.q_head.bias = model.q_head.bias * 0 + np.array([5.0, -5.0], dtype=np.float32)  # always halt at once
     inputs = np.stack([maze.encode(maze.parse(MAZE)[0], canvas=9)] * 2)
-    _, steps, confidence = solver.run_act(model, inputs, np.zeros(2, np.int32), max_steps=4, adaptive=True)
+    _, steps, confidence = solver.run_act(model, inputs, np.zeros(2, np.int32), max_steps=4, stop="halt")
     assert steps.tolist() == [1, 1] and confidence.shape == (2, 1)
+
+
+def test_stable_rule_waits_for_an_unchanged_answer_and_the_halt_head(maze_model):
+    model, config = io.load(maze_model)
+    inputs = np.stack([maze.encode(maze.parse(MAZE)[0], canvas=9)] * 2)
+    ids = np.zeros(2, np.int32)
+    model.lm_head.weight = model.lm_head.weight * 0  # the same answer at every step
+    model.q_head.bias = model.q_head.bias * 0 + np.array([5.0, -5.0], dtype=np.float32)
+    _, steps, _ = solver.run_act(model, inputs, ids, max_steps=10, stop="stable")
+    assert steps.tolist() == [solver.STABLE_STEPS + 1] * 2  # the first answer, then STABLE_STEPS unchanged ones
+    model.q_head.bias = model.q_head.bias * 0 + np.array([-5.0, 5.0], dtype=np.float32)  # never halts
+    _, steps, confidence = solver.run_act(model, inputs, ids, max_steps=10, stop="stable")
+    assert steps.tolist() == [10, 10] and confidence.shape == (2, 10)
+
+
+def test_a_conv_model_runs_on_grids_larger_than_its_canvas(tmp_path):
+    # No parameter of the convolution mixer depends on the grid, so a model trained on a 9x9 canvas solves a
+    # 15x15 maze at its own size, with a step budget scaled by the area; an attention model keeps its canvas.
+    config = dict(tiny_config({"name": "maze", "canvas": 9}, 81, maze.VOCAB_SIZE), family="trm", mixer="conv",
+                  H_layers=0, puzzle_emb_len=1)
+    conv = build(config)
+    assert conv.runs_at_any_size and not build(tiny_config({"name": "maze", "canvas": 9}, 81, 6)).runs_at_any_size
+    assert not build(dict(config, pos_encodings="learned")).runs_at_any_size
+    io.save(conv, config, tmp_path / "conv9")
+    big = maze.generate(1, np.random.default_rng(0), size=15, canvas=15)[0][0]
+    (tmp_path / "big.txt").write_text(maze.to_text(big))
+    result = run("solve", tmp_path / "big.txt", "--model", tmp_path / "conv9", "--json", "--stop", "never")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.splitlines()[-1])
+    assert len(record["answer"].splitlines()) == 15
+    assert record["steps"] == solver.step_budget(conv, 9, 15) == solver.THINK_LONGER * 3 * 3  # (15/9)^2 -> 3x
+    result = run("solve", tmp_path / "big.txt", "--model", tmp_path / "conv9", "--json", "--max-steps", "2",
+                 "--stop", "never")
+    assert json.loads(result.output.splitlines()[-1])["steps"] == 2
+    result = run("solve", tmp_path / "big.txt", "--model", maze_model_folder(tmp_path), "--json")
+    assert result.exit_code == 2 and "9x9" in result.output
+
+
+def maze_model_folder(tmp_path):
+    folder = tmp_path / "attention9"
+    config = tiny_config({"name": "maze", "canvas": 9}, 81, maze.VOCAB_SIZE)
+    io.save(build(config), config, folder)
+    return folder
 
 
 def test_many_puzzles_in_a_folder_with_summary_and_out_file(tmp_path, sudoku_model):

@@ -7,7 +7,7 @@ training also halts where the Q head prefers halting, subject to random explorat
 q_halt > q_continue and learns q_continue from a bootstrapped target computed by one more model call; TRM
 (``no_ACT_continue``) halts when q_halt > 0 and has no Q-continue target, hence no extra model call.
 
-A recursive model provides: ``initial_state(batch)``, ``reset_state(mask, state)``, ``puzzle_rows(ids)``,
+A recursive model provides: ``initial_state(batch, seq_len)``, ``reset_state(mask, state)``, ``puzzle_rows(ids)``,
 ``model(state, inputs, puzzle_rows) -> (state, logits, q_halt, q_continue)`` and optionally
 ``no_ACT_continue`` (default False).
 The carry is a plain dict of arrays so that it passes through ``mx.compile``.
@@ -23,9 +23,9 @@ DATA_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
 def initial_carry(model, batch: dict) -> dict:
     """A carry in which every row is halted, so the first step loads the whole batch."""
-    size = batch["inputs"].shape[0]
+    size, seq_len = batch["inputs"].shape
     return {
-        "state": model.initial_state(size),
+        "state": model.initial_state(size, seq_len),
         "steps": mx.zeros((size,), dtype=mx.int32),
         "halted": mx.ones((size,), dtype=mx.bool_),
         **{k: mx.zeros_like(batch[k]) for k in DATA_KEYS},
@@ -74,6 +74,14 @@ def forward(model, carry: dict, puzzle_rows=None, *, training: bool = False, min
     halted = mx.stop_gradient(halted)
     new_carry = {"state": state, "steps": steps, "halted": halted, **{k: carry[k] for k in DATA_KEYS}}
     return new_carry, outputs
+
+
+def halts(model, outputs: dict) -> mx.array:
+    """Whether each row's halt head chooses to halt: q_halt > 0 for models without a Q-continue value (TRM's
+    default), q_halt > q_continue otherwise (HRM)."""
+    if getattr(model, "no_ACT_continue", False):
+        return outputs["q_halt_logits"] > 0
+    return outputs["q_halt_logits"] > outputs["q_continue_logits"]
 
 
 def exploration(batch_size: int, prob: float, halt_max_steps: int, key=None) -> mx.array:

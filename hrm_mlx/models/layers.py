@@ -274,7 +274,11 @@ def make_structured_mixer(kind: str, hidden_size: int, num_heads: int, *, seq_le
 class GridConv(nn.Module):
     """A k x k convolution over the grid cells (full, or depthwise followed by a pointwise projection).
     Prefix and grid exchange information through learned pooling: the prefix positions attend (multi-head,
-    softmax) over the whole sequence, and the mean of the prefix is projected and added to every cell."""
+    softmax) over the whole sequence, and the mean of the prefix is projected and added to every cell.
+    No weight depends on the grid's side, so it runs on square grids of any side (``size_free``): the side is
+    read from the input; ``side`` (from the config's seq_len) is the canvas it was built for."""
+
+    size_free = True
 
     def __init__(self, hidden_size: int, num_heads: int, side: int, prefix_len: int, kernel: int = 3,
                  depthwise: bool = False):
@@ -292,8 +296,11 @@ class GridConv(nn.Module):
             self.prefix_to_grid = CastedLinear(hidden_size, hidden_size)
 
     def __call__(self, x: mx.array, rope: Rope | None) -> mx.array:
-        side, P, kernel, groups = self._layout
+        _, P, kernel, groups = self._layout
         B, S, D = x.shape
+        side = math.isqrt(S - P)
+        if side * side != S - P:
+            raise ValueError(f"{S - P} grid positions are not a square grid")
         grid = x[:, P:].reshape(B, side, side, D)
         mixed = mx.conv2d(grid, self.conv_weight.astype(x.dtype), padding=kernel // 2, groups=groups)
         mixed = mixed.reshape(B, side * side, D)

@@ -16,7 +16,8 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
-from hrm_mlx.models.layers import CastedEmbedding, CastedLinear, Rope, swiglu_width, trunc_normal
+from hrm_mlx.models.layers import (Block, CastedEmbedding, CastedLinear, Rope, TokenMLPBlock, swiglu_width,
+                                   trunc_normal)
 
 
 class RecursiveModel(nn.Module):
@@ -62,9 +63,20 @@ class RecursiveModel(nn.Module):
         False: halt on q_halt > q_continue and learn q_continue (HRM)."""
         return False
 
+    @property
+    def runs_at_any_size(self) -> bool:
+        """True when no parameter is tied to the sequence length, so the model runs on grids of any side (its
+        config's seq_len is only the canvas it was trained on): its token mixers work on the grid itself
+        (``size_free``: the convolution) and it has no learned positions. Flattened-sequence mixers (attention
+        with RoPE, TRM's token MLP) learned the canvas's row stride and keep their canvas."""
+        blocks = [module for module in self.modules() if isinstance(module, (Block, TokenMLPBlock))]
+        return self.args.pos_encodings != "learned" and bool(blocks) and all(
+            isinstance(block, Block) and getattr(block.self_attn, "size_free", False) for block in blocks)
+
     # -- state -------------------------------------------------------------------------------------------------
-    def initial_state(self, batch_size: int) -> tuple[mx.array, mx.array]:
-        shape = (batch_size, self.args.seq_len + self.puzzle_emb_len, self.args.hidden_size)
+    def initial_state(self, batch_size: int, seq_len: int | None = None) -> tuple[mx.array, mx.array]:
+        """The initial (z_H, z_L) for ``batch_size`` rows of ``seq_len`` tokens (default: the config's)."""
+        shape = (batch_size, (seq_len or self.args.seq_len) + self.puzzle_emb_len, self.args.hidden_size)
         return (mx.broadcast_to(self.H_init.astype(self.dtype), shape),
                 mx.broadcast_to(self.L_init.astype(self.dtype), shape))
 

@@ -355,6 +355,16 @@ def encode_answer(answer: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return _place_on_canvas(np.asarray(answer), canvas)
 
 
+def free_cells(tokens: np.ndarray) -> np.ndarray:
+    """Where a model fills in the answer: the open cells (a path 'o' or stays ' '); walls, S, G and pad stay."""
+    return np.asarray(tokens) == OPEN
+
+
+def side(maze: Maze) -> int:
+    """The side of the square canvas the maze needs."""
+    return int(maze.grid.shape[0])
+
+
 def decode(tokens: np.ndarray, maze: Maze | None = None) -> np.ndarray:
     """Answer grid uint8 [n,n] cropped from canvas tokens. The size comes from `maze`, or without it from the
     run of non-pad tokens that starts row 0 (a maze row never contains pad)."""

@@ -288,6 +288,11 @@ def encode_answer(answer: np.ndarray) -> np.ndarray:
     return np.asarray(answer).reshape(SEQ_LEN).astype(np.int32) + 1
 
 
+def free_cells(tokens: np.ndarray) -> np.ndarray:
+    """Where a model fills in the answer: the blank cells; givens stay."""
+    return np.asarray(tokens) == BLANK_TOKEN
+
+
 def decode(tokens: np.ndarray, puzzle: SudokuPuzzle | None = None) -> np.ndarray:
     """Answer grid [9,9] int8 of digits from tokens [81]; pad, blank or out-of-range tokens become 0 (blank),
     which the checker then reports. `puzzle` is accepted for symmetry with the other tasks."""
