@@ -6,9 +6,11 @@ import typer
 
 from hrm_mlx.cli.render import console, key_value_table
 
-SRC_HELP = ("Official checkpoint folder (a torch.save file named 'checkpoint' with all_config.yaml beside it), "
-            "a single checkpoint file, a Hugging Face repo id such as sapientinc/HRM-checkpoint-sudoku-extreme, or "
-            "a model folder to re-save with another dtype or shard size.")
+SRC_HELP = ("A checkpoint folder: official HRM/TRM ('checkpoint' or the highest 'step_<N>' torch.save file, "
+            "all_config.yaml beside it; also a whole run tree of the official TRM trainer or its reproductions) or "
+            "a nano-trm run (its Lightning .ckpt); a single such file; a Hugging Face repo id such as "
+            "sapientinc/HRM-checkpoint-sudoku-extreme or Sanjin2024/TinyRecursiveModels-Sudoku-Extreme-mlp; or a model "
+            "folder to re-save with another dtype or shard size.")
 CONFIG_HELP = ("Architecture when all_config.yaml is missing or to override it: an all_config.yaml, a JSON/YAML "
                "file with the arch fields, or a recipe name such as hrm-arc-1.")
 
@@ -31,7 +33,8 @@ def convert(
     revision: str = typer.Option(None, help="Hub revision (branch, tag or commit) of a repo id."),
     max_shard_size: str = typer.Option("2GB", help="Largest safetensors file; bigger models are sharded."),
 ) -> None:
-    """Convert an official HRM checkpoint (PyTorch, read without torch) into an MLX model folder."""
+    """Convert an HRM or TRM checkpoint (official, a reproduction's, nano-trm's; PyTorch, read without torch) into
+    an MLX model folder."""
     from hrm_mlx import io
 
     summary = io.convert(src, out, dtype=dtype, config=config, task=task, seq_len=seq_len, identifiers=identifiers,

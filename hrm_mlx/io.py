@@ -43,13 +43,15 @@ Where models come from
 
 * a model folder;
 * an official checkpoint: a folder holding a ``torch.save`` file named ``checkpoint`` (or ``step_<N>``, the
-  highest N), with ``all_config.yaml`` beside it, or such a file itself. It is converted once into
+  highest N), with ``all_config.yaml`` beside it, or such a file itself; or another trainer's checkpoint
+  (``hrm_mlx.third_party``: a run folder of the official TRM trainer's reproductions, a nano-trm Lightning
+  ``.ckpt``), also when it sits in the one subfolder that holds checkpoints. It is converted once into
   ``<cache>/converted/<key>`` (``<cache>`` = ``$HRM_MLX_CACHE``, else ``$XDG_CACHE_HOME/hrm-mlx``, else
   ``~/.cache/hrm-mlx``; the key covers the absolute path, size and mtime of the files) and reused afterwards;
 * a Hugging Face Hub repo id (``owner/name``, optional ``revision``), fetched with ``snapshot_download`` into the
   standard Hugging Face cache (``HF_HOME``, ``HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` uses the cache only). Only the
-  files listed in ``HUB_FILES`` are fetched. A repo in the official format (``sapientinc/HRM-checkpoint-*``)
-  is converted once, keyed by repo and commit.
+  files matching ``HUB_FILES`` are fetched. A repo in another trainer's format (``sapientinc/HRM-checkpoint-*``,
+  ``Sanjin2024/TinyRecursiveModels-*``) is converted once, keyed by repo and commit.
 
 Official checkpoints
 ====================
@@ -57,13 +59,15 @@ Official checkpoints
 ``convert()`` reads the pickle without torch (``hrm_mlx.torch_checkpoint``: anything but tensors is refused),
 maps the names through the family's ``Model.sanitize()`` and infers what the official ``all_config.yaml``
 (a dump of the official PretrainConfig: ``arch: {name, loss: {name, loss_type}, H_cycles, ...}``,
-``data_path``, training settings) does not hold, because the official code took it from the dataset:
+``data_path`` (TRM: a list ``data_paths``), training settings) does not hold, because the official code took it from the dataset:
 ``vocab_size`` (embed_tokens rows), ``num_puzzle_identifiers`` and ``puzzle_emb_ndim`` (puzzle table shape),
 ``seq_len`` (embed_pos rows for learned positions; else ``--seq-len``; else the task: sudoku 81, maze 900,
 arc 900) and the task (``--task``; else from ``data_path``; else from the vocabulary size: 11 sudoku,
 6 maze, 12 arc). Without ``all_config.yaml`` the architecture comes from ``--config`` (an all_config.yaml, a
 JSON/YAML with the arch fields, or a recipe name); the official ARC-2 repo, which lacks the file, falls back
-to the official default architecture (recipe ``hrm-arc-1``; README: ARC-2 overrides only the data path).
+to the official default architecture (recipe ``hrm-arc-1``; README: ARC-2 overrides only the data path), and
+the other repos of ``third_party.KNOWN_REPOS`` to the recipes of their training commands. A nano-trm checkpoint
+carries its architecture in its Lightning hyper-parameters (``third_party.nano_trm``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from hrm_mlx import third_party
 from hrm_mlx.errors import HrmMlxError
 
 __all__ = ["load", "save", "convert", "resolve", "load_identifiers", "read_config", "validate_config",
@@ -93,19 +98,16 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 IDENTIFIERS_FILE = "identifiers.json"
-OFFICIAL_CHECKPOINT = "checkpoint"
+OFFICIAL_CHECKPOINT = third_party.OFFICIAL_CHECKPOINT
 OFFICIAL_CONFIG = "all_config.yaml"
-# The files fetched from a Hub repo: ours or the official layout, whichever the repo holds.
-HUB_FILES = [CONFIG_FILE, "model*.safetensors", INDEX_FILE, IDENTIFIERS_FILE, OFFICIAL_CHECKPOINT, OFFICIAL_CONFIG]
+# The files fetched from a Hub repo: ours or another trainer's layout, whichever the repo holds.
+HUB_FILES = [CONFIG_FILE, "model*.safetensors", INDEX_FILE, IDENTIFIERS_FILE, *third_party.HUB_PATTERNS]
 DEFAULT_MAX_SHARD_SIZE = 2_000_000_000
 
 TASKS = {"sudoku": 81, "maze": 900, "arc": 900}  # task -> official sequence length
 TASK_BY_VOCAB = {11: "sudoku", 6: "maze", 12: "arc"}
 CANVAS_TASKS = ("maze", "arc")
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-# Official repos without all_config.yaml: (recipe with the architecture, official data_path).
-KNOWN_OFFICIAL_REPOS = {"sapientinc/HRM-checkpoint-ARC-2": ("hrm-arc-1", "data/arc-2-aug-1000")}
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFETENSORS_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
@@ -385,7 +387,8 @@ def _download(repo: str, revision: str | None) -> Path:
     offline = _hub_offline()
     rev = revision or "main"
     try:
-        path = snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES, cache_dir=_hub_cache_dir(),
+        path = snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES,
+                                 ignore_patterns=third_party.HUB_IGNORE, cache_dir=_hub_cache_dir(),
                                  local_files_only=offline)
     except Exception as error:  # noqa: BLE001 - only the hub's and network errors are translated
         name = type(error).__name__
@@ -405,18 +408,6 @@ def _download(repo: str, revision: str | None) -> Path:
                               f"in the local cache while {why}") from None
         raise HrmMlxError(f"{repo}: download from the Hugging Face Hub failed ({name}: {_one_line(error)})") from None
     return Path(path)
-
-
-def _official_file(source: Path) -> Path | None:
-    """The official checkpoint file of a folder (``checkpoint``, else the highest ``step_<N>``) or the file itself."""
-    if source.is_file():
-        return source
-    candidate = source / OFFICIAL_CHECKPOINT
-    if candidate.is_file():
-        return candidate
-    steps = [(int(m.group(1)), p) for p in source.glob("step_*") if p.is_file()
-             and (m := re.fullmatch(r"step_(\d+)", p.name))]
-    return max(steps)[1] if steps else None
 
 
 def _is_model_folder(path: Path) -> bool:
@@ -445,7 +436,7 @@ def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> Pat
     source, repo = _locate(path_or_repo, revision)
     if _is_model_folder(source):
         return source
-    checkpoint = _official_file(source)
+    checkpoint = third_party.locate(source)
     if checkpoint is None:
         what = f"Hugging Face repo {repo}" if repo else str(source)
         raise HrmMlxError(f"{what}: neither a model folder ({CONFIG_FILE}) nor an official checkpoint "
@@ -462,7 +453,7 @@ def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> Pat
     target = cache_dir() / "converted" / f"{slug}--{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if _is_model_folder(target):
         return target
-    sys.stderr.write(f"hrm-mlx: converting the official checkpoint {repo or checkpoint} once, into {target}\n")
+    sys.stderr.write(f"hrm-mlx: converting the checkpoint {repo or checkpoint} once, into {target}\n")
     convert(source, target, repo=repo)
     return target
 
@@ -711,7 +702,10 @@ def _normalise_config(data: dict, where: str) -> tuple[dict, str | None, Any]:
         flat["loss_type"] = loss["loss_type"]
     flat["family"] = _family_of(arch, where)
     task = flat.pop("task", data.get("task"))
-    return flat, data.get("data_path"), task
+    data_path = data.get("data_path")
+    if data_path is None and isinstance(data.get("data_paths"), list) and data["data_paths"]:
+        data_path = data["data_paths"][0]  # the TRM trainer's list of data sets
+    return flat, data_path, task
 
 
 def _task_from_path(data_path: str | None) -> str | None:
@@ -840,36 +834,45 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str | None
 
 
 def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len_flag, notes, names):
-    from hrm_mlx.torch_checkpoint import load_torch_checkpoint
+    from hrm_mlx.torch_checkpoint import read_torch_checkpoint
 
-    checkpoint = _official_file(source)
+    checkpoint = third_party.locate(source)
     what = f"Hugging Face repo {repo}" if repo else str(source)
     if checkpoint is None:
-        raise HrmMlxError(f"{what}: neither a model folder ({CONFIG_FILE}) nor an official checkpoint "
-                          f"({OFFICIAL_CHECKPOINT} file)")
+        raise HrmMlxError(f"{what}: neither a model folder ({CONFIG_FILE}) nor a checkpoint ({OFFICIAL_CHECKPOINT}, "
+                          f"step_<N> or *{third_party.LIGHTNING_SUFFIX} file)")
     where = repo or str(checkpoint)
-
-    # The architecture: --config, else all_config.yaml beside the checkpoint, else a known repo's recipe.
-    yaml_path = checkpoint.parent / OFFICIAL_CONFIG
-    if config is not None:
-        data, described = _config_source(config)
-    elif yaml_path.is_file():
-        data, described = _read_config_file(yaml_path), str(yaml_path)
-    elif repo in KNOWN_OFFICIAL_REPOS:
-        recipe, data_path = KNOWN_OFFICIAL_REPOS[repo]
-        data, described = _config_source(recipe)
-        data = {"arch": data, "data_path": data_path}
-        notes.append(f"architecture from recipe {recipe} (the official defaults; the repo has no {OFFICIAL_CONFIG})")
+    loaded = read_torch_checkpoint(checkpoint)
+    if third_party.is_lightning(loaded.extras):
+        if config is not None:
+            raise HrmMlxError(f"{where}: --config is not used: a Lightning checkpoint carries its hyper-parameters")
+        flat, weights, stored = third_party.nano_trm(loaded.arrays, loaded.dtypes, loaded.extras, where, notes)
+        data_path, task, described = None, None, None
+        module = _family_module(flat["family"], where)
+        notes.append(f"nano-trm checkpoint {checkpoint.name} (Lightning {loaded.extras.get('pytorch-lightning_version', '?')})")
     else:
-        data, described = {}, None
-    flat, data_path, task = _normalise_config(data, described or where)
-
-    arrays, torch_dtypes = load_torch_checkpoint(checkpoint, return_dtypes=True)
-    module = _family_module(flat["family"], described or where)
-    by_identity = {id(a): torch_dtypes[k] for k, a in arrays.items()}  # sanitize() renames, may transform
-    weights = module.Model.sanitize(arrays)
-    stored = {k: by_identity.get(id(w), "float32") for k, w in weights.items()}
-    del arrays, by_identity
+        # The architecture: --config, else all_config.yaml beside the checkpoint, else a known repo's recipe.
+        yaml_path = checkpoint.parent / OFFICIAL_CONFIG
+        if config is not None:
+            data, described = _config_source(config)
+        elif yaml_path.is_file():
+            data, described = _read_config_file(yaml_path), str(yaml_path)
+        elif repo in third_party.KNOWN_REPOS:
+            recipe, data_path = third_party.KNOWN_REPOS[repo]
+            data, described = _config_source(recipe)
+            data = {"arch": data, "data_path": data_path}
+            notes.append(f"architecture from recipe {recipe} (the run's documented settings; the repo has no "
+                         f"{OFFICIAL_CONFIG})")
+        else:
+            data, described = {}, None
+        flat, data_path, task = _normalise_config(data, described or where)
+        module = _family_module(flat["family"], described or where)
+        arrays = loaded.arrays
+        by_identity = {id(a): loaded.dtypes[k] for k, a in arrays.items()}  # sanitize() renames, may transform
+        weights = module.Model.sanitize(arrays)
+        stored = {k: by_identity.get(id(w), "float32") for k, w in weights.items()}
+        del arrays, by_identity
+    del loaded
 
     defaults = {f.name: f.default for f in dataclasses.fields(module.ModelArgs)}
     cfg = _infer(flat, weights, data_path, task, task_flag=task_flag, seq_len_flag=seq_len_flag, defaults=defaults,
@@ -888,7 +891,7 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
     for k in list(weights):
         w = weights.pop(k)
         if w.dtype.kind == "f":
-            target = {"bfloat16": mx.bfloat16, "float16": mx.float16}.get(stored[k], mx.float32)
+            target = {"bfloat16": mx.bfloat16, "float16": mx.float16}.get(stored.get(k), mx.float32)
             mlx_weights[k] = mx.array(w.astype(np.float32, copy=False)).astype(target)
         else:
             mlx_weights[k] = mx.array(w)

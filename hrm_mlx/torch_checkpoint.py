@@ -11,7 +11,8 @@ Two file layouts are understood:
 
 Safety: the pickle is read by an unpickler whose ``find_class`` resolves only the handful of globals a plain
 state dict uses (tensor/parameter rebuild functions, storage classes, dtypes, ``collections.OrderedDict`` and a
-few builtins), each mapped to an implementation in this module. torch is never imported, and any other global
+few builtins) plus ``pathlib`` paths (a Lightning checkpoint's hyper-parameters may hold one; they become plain
+strings), each mapped to an implementation in this module. torch is never imported, and any other global
 (``os.system``, ``builtins.eval``, model classes, numpy internals, ...) raises :class:`HrmMlxError` before
 anything is called. Rebuilt tensors are first placeholders; their bytes are read and bounds-checked afterwards.
 
@@ -29,6 +30,10 @@ Which dict is returned:
 * The chosen dict is flattened: nested dicts become dotted names (``{"enc": {"w": t}}`` -> ``"enc.w"``) and
   values that are neither tensors nor dicts (numbers, strings, lists, ...) are skipped.
 * Names are kept exactly as saved (a ``torch.compile`` prefix such as ``_orig_mod.`` is not stripped here).
+
+``read_torch_checkpoint`` also returns the top level's other entries as plain Python values (a Lightning
+checkpoint's ``hyper_parameters`` and ``pytorch-lightning_version``, an epoch number, ...): dicts, lists, strings,
+numbers, booleans and None, with dtypes as their names and paths as strings; tensors and anything else left out.
 """
 
 from __future__ import annotations
@@ -40,14 +45,15 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal, overload
 
 import numpy as np
 
 from hrm_mlx.errors import HrmMlxError
 
-__all__ = ["load_torch_checkpoint"]
+__all__ = ["load_torch_checkpoint", "read_torch_checkpoint", "TorchCheckpoint"]
 
 # torch dtype name -> numpy dtype of the raw storage elements. bfloat16 is read as its raw 16-bit patterns.
 _NUMPY_DTYPES: dict[str, np.dtype] = {
@@ -178,6 +184,22 @@ def _codecs_encode(text, encoding="utf-8", *_ignored) -> bytes:
     return text.encode("latin-1")
 
 
+def _posix_path(*parts) -> str:
+    """``pathlib.PosixPath(*parts)`` as a plain string (pickled paths rebuild from their parts)."""
+    if not all(isinstance(part, str) for part in parts):
+        raise pickle.UnpicklingError("unexpected path parts")
+    return str(PurePosixPath(*parts))
+
+
+def _windows_path(*parts) -> str:
+    if not all(isinstance(part, str) for part in parts):
+        raise pickle.UnpicklingError("unexpected path parts")
+    return str(PureWindowsPath(*parts))
+
+
+_PATH_CLASSES = {"PosixPath": _posix_path, "PurePosixPath": _posix_path, "WindowsPath": _windows_path,
+                 "PureWindowsPath": _windows_path}
+
 # Every global the pickle may name, mapped to what it resolves to. Nothing outside this table is ever resolved.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor_v2,  # torch < 1.0; same leading arguments
@@ -193,6 +215,8 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("_codecs", "encode"): _codecs_encode,
+    # pathlib's classes live in pathlib._local since Python 3.13
+    **{(module, name): rebuild for module in ("pathlib", "pathlib._local") for name, rebuild in _PATH_CLASSES.items()},
 }
 
 
@@ -251,8 +275,9 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------- layouts
 
 
-def _load_zip(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, bytes], str]:
-    """Unpickle ``data.pkl``, select its tensors and read their storages: (tensors, storage bytes, byteorder)."""
+def _load_zip(path: Path, where: str) -> tuple[Any, dict[str, _Tensor], dict[str, bytes], str]:
+    """Unpickle ``data.pkl``, select its tensors and read their storages: (top-level object, tensors, storage
+    bytes, byteorder)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -263,7 +288,8 @@ def _load_zip(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, byt
                 raise HrmMlxError(f"{where}: zip archive without a single <archive>/data.pkl; not a torch.save checkpoint")
             prefix = pickles[0][: -len("data.pkl")]
             storages: dict[str, _Storage] = {}
-            tensors = _select_tensors(_unpickle(io.BytesIO(archive.read(pickles[0])), where, storages), where)
+            top = _unpickle(io.BytesIO(archive.read(pickles[0])), where, storages)
+            tensors = _select_tensors(top, where)
 
             byteorder = "little"
             if prefix + "byteorder" in names:
@@ -286,10 +312,10 @@ def _load_zip(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, byt
         raise HrmMlxError(f"{where}: truncated or corrupted zip archive ({_one_line(exc)})") from None
     except (EOFError, OSError, zlib.error, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise HrmMlxError(f"{where}: unreadable zip archive ({_one_line(exc)})") from None
-    return tensors, raw, byteorder
+    return top, tensors, raw, byteorder
 
 
-def _load_legacy(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, bytes], str]:
+def _load_legacy(path: Path, where: str) -> tuple[Any, dict[str, _Tensor], dict[str, bytes], str]:
     """The pre-1.6 layout: a sequence of pickles, then the storages back to back."""
     stream = io.BytesIO(path.read_bytes())
     storages: dict[str, _Storage] = {}
@@ -306,7 +332,8 @@ def _load_legacy(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, 
         raise HrmMlxError(f"{where}: unsupported legacy torch.save protocol version")
     sys_info = _unpickle(stream, where, storages)
     little = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
-    tensors = _select_tensors(_unpickle(stream, where, storages), where)
+    top = _unpickle(stream, where, storages)
+    tensors = _select_tensors(top, where)
     keys = _unpickle(stream, where, storages)
     if not isinstance(keys, list):
         raise HrmMlxError(f"{where}: corrupted legacy checkpoint (storage key list missing)")
@@ -324,7 +351,7 @@ def _load_legacy(path: Path, where: str) -> tuple[dict[str, _Tensor], dict[str, 
         if numel != storage.numel or len(data) != nbytes:
             raise HrmMlxError(f"{where}: corrupted legacy checkpoint (storage {key} is truncated or mis-sized)")
         raw[key] = data
-    return tensors, raw, byteorder
+    return top, tensors, raw, byteorder
 
 
 # --------------------------------------------------------------------------------------------- materialising
@@ -399,6 +426,65 @@ def _flatten(obj: Mapping, prefix: str, out: dict[str, _Tensor], where: str, vis
             out[name] = value
 
 
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A pickled value as plain Python (see the module docstring), or _LEFT_OUT."""
+    if depth > 20:
+        return _LEFT_OUT
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, _Dtype):
+        return value.name
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            item = _plain(item, depth + 1)
+            if isinstance(key, (str, int)) and item is not _LEFT_OUT:
+                out[key] = item
+        return out
+    if isinstance(value, (list, tuple)):
+        return [item for item in (_plain(v, depth + 1) for v in value) if item is not _LEFT_OUT]
+    return _LEFT_OUT
+
+
+_LEFT_OUT = object()
+
+
+@dataclass
+class TorchCheckpoint:
+    """What ``read_torch_checkpoint`` returns: the tensors (as ``load_torch_checkpoint`` selects them), their torch
+    dtype names, and the top level's other entries as plain Python values."""
+
+    arrays: dict[str, np.ndarray]
+    dtypes: dict[str, str]
+    extras: dict[str, Any]
+
+
+def read_torch_checkpoint(path: str | Path) -> TorchCheckpoint:
+    """Load a ``torch.save`` checkpoint without importing torch: its tensors (as ``load_torch_checkpoint`` with
+    ``return_dtypes=True``) and the other entries of its top-level dict as plain values. Raises
+    :class:`HrmMlxError` for a missing, truncated, corrupted or unsafe file."""
+    path = Path(path)
+    where = str(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise HrmMlxError(f"{where}: cannot read checkpoint ({exc.strerror or _one_line(exc)})") from None
+
+    if head.startswith(b"PK"):
+        top, tensors, raw, byteorder = _load_zip(path, where)
+    elif head.startswith(b"\x80"):  # a binary pickle: the legacy layout starts with the pickled magic number
+        top, tensors, raw, byteorder = _load_legacy(path, where)
+    else:
+        raise HrmMlxError(f"{where}: not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy pickle)")
+    if byteorder not in ("little", "big"):
+        raise HrmMlxError(f"{where}: unknown byte order {byteorder!r} in checkpoint")
+
+    arrays = {name: _materialise(t, raw, byteorder, where, name) for name, t in tensors.items()}
+    extras = {k: v for k, v in _plain(top).items() if not (isinstance(top[k], Mapping) and v == {})}
+    return TorchCheckpoint(arrays, {name: t.dtype for name, t in tensors.items()}, extras)
+
+
 @overload
 def load_torch_checkpoint(path: str | Path, *, return_dtypes: Literal[False] = ...) -> dict[str, np.ndarray]: ...
 @overload
@@ -415,24 +501,7 @@ def load_torch_checkpoint(path, *, return_dtypes=False):
     tensor's torch dtype name ("float32", "bfloat16", "int64", ...). Raises :class:`HrmMlxError` for a missing,
     truncated, corrupted or unsafe file.
     """
-    path = Path(path)
-    where = str(path)
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise HrmMlxError(f"{where}: cannot read checkpoint ({exc.strerror or _one_line(exc)})") from None
-
-    if head.startswith(b"PK"):
-        tensors, raw, byteorder = _load_zip(path, where)
-    elif head.startswith(b"\x80"):  # a binary pickle: the legacy layout starts with the pickled magic number
-        tensors, raw, byteorder = _load_legacy(path, where)
-    else:
-        raise HrmMlxError(f"{where}: not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy pickle)")
-    if byteorder not in ("little", "big"):
-        raise HrmMlxError(f"{where}: unknown byte order {byteorder!r} in checkpoint")
-
-    arrays = {name: _materialise(t, raw, byteorder, where, name) for name, t in tensors.items()}
+    checkpoint = read_torch_checkpoint(path)
     if return_dtypes:
-        return arrays, {name: t.dtype for name, t in tensors.items()}
-    return arrays
+        return checkpoint.arrays, checkpoint.dtypes
+    return checkpoint.arrays

@@ -1,6 +1,19 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 import hrm_mlx  # noqa: F401  (first: preloads the optimised BLAS before any test imports mlx.core)
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as hrm_fixtures
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty offline Hugging Face cache (HF_HOME) and an empty hrm-mlx cache, both in tmp."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HRM_MLX_CACHE", str(tmp_path / "hrm-cache"))
+    return tmp_path / "hf" / "hub"

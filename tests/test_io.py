@@ -82,17 +82,6 @@ def saved(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty offline Hugging Face cache (HF_HOME) and an empty hrm-mlx cache, both in tmp."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HRM_MLX_CACHE", str(tmp_path / "hrm-cache"))
-    return tmp_path / "hf" / "hub"
-
-
 def hub_snapshot(cache: Path, repo: str, commit: str = COMMIT) -> Path:
     storage = cache / f"models--{repo.replace('/', '--')}"
     (storage / "refs").mkdir(parents=True, exist_ok=True)
