@@ -135,7 +135,7 @@ def bench(
     """Time a model's eval ACT step (ms, puzzles/s of a full solve, GFLOP/s, share of this machine's sgemm peak,
     peak memory; compiled and eager), its precisions, a training step and, with --flare, FLARE's scaling."""
     from hrm_mlx import bench as measure
-    from hrm_mlx.train import _write_json_atomic
+    from hrm_mlx import atomic
 
     if dtype not in measure.PRECISION_DTYPES:
         raise HrmMlxError(f"--dtype takes {', '.join(measure.PRECISION_DTYPES)}, not {dtype!r}")
@@ -155,7 +155,7 @@ def bench(
     if flare:
         report["flare"] = _flare_section(flare_max_tokens, plot)
     if json_file:
-        _write_json_atomic(json_file.expanduser(), report)
+        atomic.write_json(json_file.expanduser(), report)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -31,6 +30,7 @@ def evaluate(
     """Exact accuracy of a model on a generated or official test set, with token accuracy and ACT steps."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from hrm_mlx import atomic
     from hrm_mlx import train as training
     from hrm_mlx.cli.render import console, key_value_table
 
@@ -71,7 +71,7 @@ def evaluate(
     }
     console.print(key_value_table(f"eval {model}", rows))
     if json_file:
-        json_file.write_text(json.dumps(result, indent=2))
+        atomic.write_json(json_file, result)
 
 
 def register(app: typer.Typer) -> None:

@@ -113,7 +113,7 @@ def solve(
                                     "attempts per test input) to this path."),
 ) -> None:
     """Solve puzzles and check every answer (Sudoku rules, shortest maze path, known ARC output)."""
-    from hrm_mlx import io, solve as solver, tasks
+    from hrm_mlx import atomic, io, solve as solver
 
     by_task: dict[str, list] = {}
     failures = 0
@@ -180,9 +180,7 @@ def solve(
         if not as_json:
             _summary(name, solutions, elapsed)
     if out:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(records, indent=1))
-        tmp.replace(out)
+        atomic.write_json(out, records, indent=1)
     if failures:
         raise typer.Exit(2)
 
@@ -199,9 +197,7 @@ def _kaggle_files(solutions: list, submission: Path | None, solutions_text: str 
 
     entries = arc.make_submission({s.puzzle.id: s.attempts for s in solutions}, [s.puzzle for s in solutions])
     if submission:
-        tmp = submission.with_name(submission.name + ".tmp")
-        arc.write_submission(tmp, entries)
-        tmp.replace(submission)
+        arc.write_submission(submission, entries)
     if solutions_text is not None:
         score = arc.score_submission(entries, solutions_text)
         console.print(f"ARC Kaggle score {score.kaggle:.3f} (per task, fraction of test inputs solved by either "

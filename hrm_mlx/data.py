@@ -23,12 +23,11 @@ import csv
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hrm_mlx import atomic
 from hrm_mlx.errors import HrmMlxError
 
 FORMAT_VERSION = 1
@@ -136,20 +135,11 @@ def build(task: str, settings: dict | None = None, cache_dir: Path | None = None
     if is_official_folder(folder):
         return folder
     splits, identifiers = _make_splits(task, settings, progress)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
-    try:
+    with atomic.folder(folder, replace=False) as tmp:  # concurrent builders (ranks): the first one's stays
         for split, arrays in splits.items():
             write_split(tmp / split, arrays, task_meta(task, settings, arrays, len(identifiers)))
         (tmp / "identifiers.json").write_text(json.dumps(identifiers))
         (tmp / "settings.json").write_text(json.dumps({"task": task, "settings": settings}, indent=2))
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not is_official_folder(folder):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

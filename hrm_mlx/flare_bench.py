@@ -21,6 +21,7 @@ from typing import Callable
 
 import mlx.core as mx
 
+from hrm_mlx import atomic
 from hrm_mlx.models.flare import Flare
 from hrm_mlx.models.layers import Attention
 
@@ -252,5 +253,5 @@ def plot(result: dict, path) -> None:
     fig.suptitle(f"one layer forward, C={cfg['channel_dim']}, H={cfg['num_heads']}, batch {cfg['batch']}, "
                  f"float32, {cfg['device']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic.write_file(path, lambda target: fig.savefig(target, dpi=120))
     plt.close(fig)

@@ -21,6 +21,7 @@ from mlx.utils import tree_flatten
 import hrm_fixtures as fx
 import hrm_mlx
 from hrm_mlx import io
+from hrm_mlx.io import conversion
 from hrm_mlx.cli import main as cli_main
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
@@ -263,8 +264,8 @@ def test_hub_repo_from_offline_cache(hub, saved, monkeypatch):
 def test_official_hub_repo_is_converted_once(hub, monkeypatch):
     official_folder(hub_snapshot(hub, "sapientinc/HRM-checkpoint-tiny"), "learned")
     calls = []
-    real = io.convert
-    monkeypatch.setattr(io, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = conversion.convert
+    monkeypatch.setattr(conversion, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
     model, config = io.load("sapientinc/HRM-checkpoint-tiny")
     folder = io.resolve("sapientinc/HRM-checkpoint-tiny")
     again, _ = io.load("sapientinc/HRM-checkpoint-tiny")
@@ -278,8 +279,8 @@ def test_official_hub_repo_is_converted_once(hub, monkeypatch):
 def test_local_official_folder_is_converted_once(hub, tmp_path, monkeypatch):
     src = official_folder(tmp_path / "official", "learned")
     calls = []
-    real = io.convert
-    monkeypatch.setattr(io, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = conversion.convert
+    monkeypatch.setattr(conversion, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
     first = io.resolve(src)
     assert first.parent == Path(os.environ["HRM_MLX_CACHE"]) / "converted"
     assert io.resolve(src) == first and io.resolve(src / "checkpoint") == first  # the file itself works too

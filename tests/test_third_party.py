@@ -12,10 +12,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from hrm_mlx import io, solve as solver, tasks, third_party
+from hrm_mlx import io, solve as solver, tasks
+from hrm_mlx.io import third_party
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
-from hrm_mlx.torch_checkpoint import read_torch_checkpoint
+from hrm_mlx.io.torch_checkpoint import read_torch_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = FIXTURES / "trm_runs"

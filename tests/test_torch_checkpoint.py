@@ -1,4 +1,4 @@
-"""Tests for hrm_mlx.torch_checkpoint. Fixtures come from tools/make_torch_checkpoint_fixtures.py (run with torch);
+"""Tests for hrm_mlx.io.torch_checkpoint. Fixtures come from tools/make_torch_checkpoint_fixtures.py (run with torch);
 the tests themselves never need torch. Hostile and odd files are built here, byte by byte."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.torch_checkpoint import load_torch_checkpoint
+from hrm_mlx.io.torch_checkpoint import load_torch_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "torch_checkpoint"
 EXPECTED_DTYPES = json.loads((FIXTURES / "expected_dtypes.json").read_text())

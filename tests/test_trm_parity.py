@@ -10,7 +10,7 @@ from mlx.utils import tree_flatten
 
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act, build, layers, trm
-from hrm_mlx.torch_checkpoint import load_torch_checkpoint
+from hrm_mlx.io.torch_checkpoint import load_torch_checkpoint
 from parity import Fixtures, check_gradients, check_step, check_training_rollout, eval_rollout
 
 FX = Fixtures("trm", ("att", "mlp_t"))

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import hrm_mlx  # noqa: F401  (first: fast BLAS, native JIT)
-from hrm_mlx import bench
+from hrm_mlx import atomic, bench
 from hrm_mlx.train import load_recipe
 
 
@@ -49,8 +49,7 @@ def main():
           f"{100 * ours_eval['compiled']['share_of_peak']:.0f}% of the sgemm peak; compiled/eager speed-up "
           f"{ours_eval['compiled_speedup']:.2f}x (eval), {ours_train['compiled_speedup']:.2f}x (train)")
     if args.json:
-        args.json.write_text(json.dumps({"official": theirs, "ours_eval": ours_eval, "ours_train": ours_train},
-                                        indent=2))
+        atomic.write_json(args.json, {"official": theirs, "ours_eval": ours_eval, "ours_train": ours_train})
 
 
 if __name__ == "__main__":

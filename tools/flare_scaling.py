@@ -10,12 +10,11 @@ memory against N. Needs matplotlib (the ``examples`` extra).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import hrm_mlx  # noqa: F401  (first: preloads the fast BLAS before mlx.core)
-from hrm_mlx import flare_bench
+from hrm_mlx import atomic, flare_bench
 
 
 def main() -> int:
@@ -57,7 +56,7 @@ def main() -> int:
     flare_bench.plot(result, args.out)
     print(f"plot: {args.out}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        atomic.write_json(args.json, result)
     return 0 if t["growth_ok"] and t["speedup_ok"] else 1
 
 

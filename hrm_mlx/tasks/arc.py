@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from hrm_mlx import atomic
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks.formats import load_json_documents
 from hrm_mlx.tasks.maze import DIHEDRAL_INVERSE, dihedral_transform
@@ -1033,11 +1034,9 @@ def validate_submission(submission, puzzles: Mapping[str, ArcPuzzle] | Sequence[
 
 
 def write_submission(path: str | Path, submission: Mapping) -> Path:
-    """Write submission.json after validate_submission; returns the path."""
+    """Write submission.json (atomically) after validate_submission; returns the path."""
     validate_submission(submission)
-    path = Path(path)
-    path.write_text(json.dumps(submission, separators=(",", ":")))
-    return path
+    return atomic.write_file(path, json.dumps(submission, separators=(",", ":")))
 
 
 def score_submission(submission: Mapping | str, solutions: Mapping | str) -> ArcScore:

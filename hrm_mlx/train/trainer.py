@@ -1,0 +1,100 @@
+"""The training step of one rank: model, optimizers, training state and the compiled step."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import mlx.core as mx
+from mlx.utils import tree_map
+
+from hrm_mlx import optim
+from hrm_mlx.models import act
+from hrm_mlx.train.distributed import all_sum_tree, gather
+
+
+class Trainer:
+    """Model, optimizers, training state and the (compiled) step of one rank."""
+
+    def __init__(self, model, train: dict, total_steps: int, group, compiled: bool = True):
+        self.model = model
+        self.train = train
+        self.total_steps = total_steps
+        self.group = group
+        self.world, self.rank = group.size(), group.rank()
+        self.global_batch = train["global_batch_size"]
+        self.local_batch = self.global_batch // self.world
+        self.optimizer = optim.AdamATan2(learning_rate=0.0, betas=(train["beta1"], train["beta2"]),
+                                         weight_decay=train["weight_decay"])
+        self.optimizer.init(model.trainable_parameters())
+        self.tstate = {"key": mx.random.key(int(train["seed"]) + 1)}
+        if train["ema"]:
+            self.tstate["ema"] = tree_map(lambda p: mx.array(p), model.trainable_parameters())
+        self.has_puzzle_emb = "puzzle_emb" in model
+        self.state = [model.state, self.optimizer.state, self.tstate]
+        self.compiled = compiled
+        step = self._step
+        self.step_fn = partial(mx.compile, inputs=self.state, outputs=self.state)(step) if compiled else step
+
+    def _loss(self, params, rows, carry, min_halt_steps):
+        self.model.update(params)
+        loss, (new_carry, _outputs, metrics) = act.training_loss(self.model, carry, rows, min_halt_steps)
+        return loss / self.global_batch, new_carry, metrics
+
+    def _step(self, carry, batch, lr, emb_lr):
+        model, train = self.model, self.train
+        carry = act.reset_halted(model, carry, batch)
+        ids = carry["puzzle_identifiers"]
+        rows = model.puzzle_rows(ids)
+        key, sub = mx.random.split(self.tstate["key"])
+        self.tstate["key"] = key
+        min_halt = act.exploration(self.global_batch, model.args.halt_exploration_prob, model.args.halt_max_steps,
+                                   key=sub)
+        if self.world > 1:  # every rank drew the global batch's numbers; keep this rank's rows
+            min_halt = min_halt[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
+        params = model.trainable_parameters()
+        if rows is not None:
+            (loss, carry, metrics), (grads, row_grads) = mx.value_and_grad(self._loss, argnums=(0, 1))(
+                params, rows, carry, min_halt)
+        else:
+            (loss, carry, metrics), grads = mx.value_and_grad(self._loss)(params, rows, carry, min_halt)
+        metrics = dict(metrics, loss=loss)
+        if self.world > 1:
+            grads = all_sum_tree(grads, self.group)
+            metrics = all_sum_tree(metrics, self.group)
+        self.optimizer.learning_rate = lr
+        self.optimizer.update(model, grads)
+        if rows is not None:
+            all_ids, all_grads = gather(ids, self.group), gather(row_grads, self.group)
+            model.puzzle_emb.weight = optim.sign_sgd_rows(model.puzzle_emb.weight, all_ids, all_grads, emb_lr,
+                                                          train["puzzle_emb_weight_decay"])
+        if "ema" in self.tstate:
+            self.tstate["ema"] = optim.ema_update(self.tstate["ema"], model.trainable_parameters(),
+                                                  train["ema_rate"])
+        return carry, metrics
+
+    def lrs(self, step: int) -> tuple[float, float]:
+        t = self.train
+        return (optim.lr_at(step, t["lr"], t["lr_warmup_steps"], self.total_steps, t["lr_min_ratio"]),
+                optim.lr_at(step, t["puzzle_emb_lr"], t["lr_warmup_steps"], self.total_steps, t["lr_min_ratio"]))
+
+    def step(self, step: int, carry: dict, batch: dict):
+        """Optimizer step number ``step`` (from 1). Returns (carry, metrics) with metrics evaluated."""
+        lr, emb_lr = self.lrs(step)
+        carry, metrics = self.step_fn(carry, batch, mx.array(lr, dtype=mx.float32),
+                                      mx.array(emb_lr, dtype=mx.float32))
+        mx.eval(carry, metrics, self.state)
+        return carry, metrics
+
+    def ema_weights(self):
+        return self.tstate.get("ema")
+
+
+def initial_carry(model, local_batch: int, seq_len: int) -> dict:
+    dummy = {"inputs": mx.zeros((local_batch, seq_len), dtype=mx.int32),
+             "labels": mx.zeros((local_batch, seq_len), dtype=mx.int32),
+             "puzzle_identifiers": mx.zeros((local_batch,), dtype=mx.int32)}
+    return act.initial_carry(model, dummy)
+
+
+def to_mx(batch: dict) -> dict:
+    return {k: mx.array(v) for k, v in batch.items()}
