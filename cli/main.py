@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from hrm_mlx.cli import bench, convert, doctor, eval, solve, train
+    from hrm_mlx.cli import bench, convert, doctor, eval, solve, train, upload
 
-    for module in (solve, doctor, bench, convert, train, eval):
+    for module in (solve, doctor, bench, convert, train, eval, upload):
         module.register(app)
 
 

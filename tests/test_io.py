@@ -19,6 +19,7 @@ import yaml
 from mlx.utils import tree_flatten
 
 import hrm_fixtures as fx
+from user_errors import assert_one_line_error
 import hrm_mlx
 from hrm_mlx import io
 from hrm_mlx.io import conversion
@@ -102,7 +103,7 @@ def test_round_trip_same_weights_and_outputs(saved):
     ours, theirs = one_step(model), one_step(original)
     for k in ("logits", "q_halt_logits"):
         np.testing.assert_array_equal(ours[k], theirs[k])
-    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in saved.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
@@ -136,7 +137,7 @@ def test_save_is_atomic_and_replaces_only_model_folders(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     io.save(model, config, folder)  # a model folder is replaced (shards -> one file)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(HrmMlxError, match="refusing to replace"):
@@ -351,13 +352,6 @@ MODEL_FOLDER_CASES = {
     "truncated": "truncated or corrupted safetensors file",
     "corrupted header": "truncated or corrupted safetensors file",
 }
-
-
-def assert_one_line_error(code, err, expected):
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hrm-mlx: error: "), err
-    assert expected in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("case", MODEL_FOLDER_CASES)

@@ -15,7 +15,7 @@ import pytest
 from mlx.utils import tree_flatten
 from typer.testing import CliRunner
 
-from hrm_mlx import data, io, optim
+from hrm_mlx import data, io, model_card, optim
 from hrm_mlx import train as training
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
@@ -203,6 +203,11 @@ def test_a_run_writes_metrics_checkpoints_plot_and_a_loadable_model(reference_ru
     model, config = io.load(run / "model")
     assert config["task"] == {"name": "maze", "supervise": "all", "canvas": 5}
     assert config["family"] == "trm" and config["seq_len"] == 25 and config["data"]["size"] == 5
+    # Its model card carries the Hub metadata and the last evaluation's exact accuracy.
+    card = model_card.read(run / "model")
+    assert card.data.library_name == "mlx" and card.data.tags == ["mlx", "hrm-mlx", "trm", "maze"]
+    [result] = card.data.eval_results
+    assert result.metric_value == round(evals[-1]["exact_accuracy"], 4) and "held-out" in result.dataset_name
     # The saved model holds the EMA weights.
     ema = mx.load(str(run / "checkpoints" / "step_00000012" / "train_state.safetensors"))
     np.testing.assert_array_equal(np.array(model.lm_head.weight), np.array(ema["ema.lm_head.weight"]))

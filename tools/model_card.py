@@ -7,7 +7,8 @@ Writes OUT/config.json + model.safetensors (the run's final model, re-saved in -
 stage's config.json, metrics.jsonl and curves.png, so the curves behind the card stay with it) and OUT/README.md:
 family, mixer, size, the commands that reproduce every stage, data, training time, and accuracies measured here
 on freshly generated held-out puzzles through ``hrm-mlx eval`` (each table names its command). Sudoku: against
-the number of givens and against --max-steps; maze: against the maze side and against --max-steps.
+the number of givens and against --max-steps; maze: against the maze side and against --max-steps. The card's
+YAML header (what the Hugging Face Hub reads, with the headline accuracy) comes from hrm_mlx.model_card.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import hrm_mlx  # noqa: F401  (first: preloads the fast BLAS before mlx.core)
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from hrm_mlx import io
+from hrm_mlx import io, model_card
 from hrm_mlx.bench import cpu_name
 from hrm_mlx.train import evaluate_model, latest_checkpoint
 
@@ -101,6 +102,7 @@ def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict)
         low, high = 30, data["givens"][1] if isinstance(data["givens"], list) else data["givens"]
         headline = {"givens": [low, high]}
         numbers["headline"] = measure(model, headline, n)
+        numbers["headline_dataset"] = f"held-out generated Sudokus with {low}-{high} givens (seed {SEED})"
         lines += [f"**{100 * numbers['headline']['solved']:.1f}% solved** (checker: givens kept, every row, column "
                   f"and box complete) on {n} held-out generated puzzles with {low}-{high} givens, running "
                   f"{config_steps(model)} ACT steps as the official evaluation does (the halt head would stop after "
@@ -117,6 +119,7 @@ def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict)
         sides = data["size"] if isinstance(data["size"], list) else [data["size"], data["size"]]
         headline = {"size": sides, "min_path": data["min_path"], "loop_fraction": data["loop_fraction"]}
         numbers["headline"] = measure(model, headline, n)
+        numbers["headline_dataset"] = f"held-out generated mazes of sides {sides[0]}-{sides[1]} (seed {SEED})"
         lines += [f"**{100 * numbers['headline']['solved']:.1f}% shortest paths** (checker: a connected S-to-G path "
                   f"through open cells whose length equals the BFS distance; loops allowed, so any shortest path "
                   f"counts) on {n} held-out generated mazes of sides {sides[0]}-{sides[1]}; exact match with the "
@@ -171,8 +174,11 @@ def main() -> int:
         (work / "training" / "accuracy.json").write_text(json.dumps(numbers, indent=2))
         params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
         size_kb = sum(p.stat().st_size for p in work.glob("*.safetensors")) / 1024
-        card = render_card(task, config, stages, params, size_kb, args.dtype, lines, time.time() - started,
+        text = render_card(task, config, stages, params, size_kb, args.dtype, lines, time.time() - started,
                            args.note)
+        headline = model_card.Accuracy(numbers["headline"]["solved"], "solved (checked answers)",
+                                       numbers["headline_dataset"], numbers["headline"]["count"])
+        card = model_card.render(model_card.metadata(config, accuracy=[headline]), text)
         (work / "README.md").write_text(card)
         if args.out.exists():
             shutil.rmtree(args.out)

@@ -16,6 +16,7 @@ A model folder holds:
   before it would exceed the maximum shard size, so a single tensor larger than the limit (the ARC-2
   checkpoint's 535M-float puzzle-embedding table) gets a shard of its own. Weight names are ours (what
   ``Model.sanitize()`` makes of the official names); dtypes are float32, bfloat16 or float16;
+* ``README.md``: the model card, with the YAML header the Hugging Face Hub reads (``hrm_mlx.model_card``);
 * optionally ``identifiers.json``: the list of puzzle-identifier names (index = puzzle id, ``"<blank>"`` at 0),
   as the official ARC dataset builder writes it, so a solver can map an ARC task name to its embedding row.
 
@@ -76,8 +77,8 @@ carries its architecture in its Lightning hyper-parameters (``third_party.nano_t
 
 from hrm_mlx.io.conversion import convert
 from hrm_mlx.io.folders import (DEFAULT_MAX_SHARD_SIZE, load_folder, parse_size, read_config, read_identifiers, save,
-                                validate_config)
+                                validate_config, validate_folder)
 from hrm_mlx.io.hub import cache_dir, load, load_identifiers, resolve
 
 __all__ = ["load", "save", "convert", "resolve", "load_identifiers", "read_config", "validate_config",
-           "parse_size", "cache_dir", "load_folder", "read_identifiers", "DEFAULT_MAX_SHARD_SIZE"]
+           "validate_folder", "parse_size", "cache_dir", "load_folder", "read_identifiers", "DEFAULT_MAX_SHARD_SIZE"]

