@@ -6,9 +6,11 @@
 Writes OUT/config.json + model.safetensors (the run's final model, re-saved in --dtype), OUT/training/ (each
 stage's config.json, metrics.jsonl and curves.png, so the curves behind the card stay with it) and OUT/README.md:
 family, mixer, size, the commands that reproduce every stage, data, training time, and accuracies measured here
-on freshly generated held-out puzzles through ``hrm-mlx eval`` (each table names its command). Sudoku: against
-the number of givens and against --max-steps; maze: against the maze side and against --max-steps. The card's
-YAML header (what the Hugging Face Hub reads, with the headline accuracy) comes from hrm_mlx.model_card.
+on freshly generated held-out puzzles (seed 12345) through ``hrm_mlx.solve``, as ``hrm-mlx solve`` runs them:
+Sudoku against the number of givens, mazes against the side (up to 60, beyond the training canvas) and on
+Maze-Hard-like 30x30 mazes, both against a fixed number of ACT steps (accuracy_vs_steps.png), and the wall time of
+one whole ``hrm-mlx solve`` on a fresh machine and warm. The card's YAML header (what the Hugging Face Hub reads,
+with the headline accuracies) comes from hrm_mlx.model_card.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +29,21 @@ import hrm_mlx  # noqa: F401  (first: preloads the fast BLAS before mlx.core)
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from hrm_mlx import io, model_card
-from hrm_mlx.bench import cpu_name
-from hrm_mlx.train import evaluate_model, latest_checkpoint
+import numpy as np
 
-SUDOKU_GIVENS = (22, 24, 26, 28, 30, 32, 35, 38, 41, 45)
-MAZE_SIDES = (5, 7, 9, 11, 13, 15)
-MAX_STEPS = (1, 2, 4, 8, 16)
+from hrm_mlx import io, model_card
+from hrm_mlx import solve as solver
+from hrm_mlx.bench import cpu_name
+from hrm_mlx.tasks import maze, sudoku
+from hrm_mlx.train import latest_checkpoint
+
 SEED = 12345  # held-out puzzles: a generator seed no training run uses
+MAZE_SIDES = (5, 7, 9, 11, 13, 15, 17, 21, 25, 30)
+MAZE_BEYOND = (45, 60)  # larger than every maze the shipped model trained on
+MAZE_LOOPS = {"perfect": 0.0, "loops": 0.1}  # share of inner walls removed: none (one route), some (several)
+MAZE_HARD = {"size": 30, "min_path": 110}  # the official Maze-Hard filter
+SUDOKU_GIVENS = (20, 21, 22, 23, 24, 25, 26, 28, 30, 33, 36, 40, 45)
+FIXED_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def stage_facts(run_dir: Path) -> dict:
@@ -72,75 +82,195 @@ def command_of(stage: dict, previous: dict | None) -> str:
     return command
 
 
-def measure(model: Path, settings: dict, n: int, max_steps: int | None = None) -> dict:
-    result = evaluate_model(str(model), settings={"seed": SEED, **settings}, n=n, max_steps=max_steps)
-    return {"exact": result["exact_accuracy"], "solved": result["solved"], "steps": result["act_steps"],
-            "count": result["count"]}
-
-
-def config_steps(model: Path) -> int:
-    return int(json.loads((model / "config.json").read_text())["halt_max_steps"])
-
-
-def eval_command(model_name: str, settings: dict, n: int, max_steps: int | None = None) -> str:
-    sets = " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in {"seed": SEED, **settings}.items())
-    return (f"hrm-mlx eval --model {model_name} {sets} --n {n}" + (f" --max-steps {max_steps}" if max_steps else ""))
-
-
-def breakdown(model: Path, rows: list[tuple[int, dict, int]]) -> tuple[dict, list[str]]:
-    """Measure each (key, settings, puzzles) row: {key: numbers} and the table lines."""
-    numbers, lines = {}, []
-    for key, settings, count in rows:
-        r = numbers[key] = measure(model, settings, count)
-        lines.append(f"| {key} | {r['count']} | {100 * r['solved']:.1f}% | {r['steps']:.2f} |")
-    return numbers, lines
-
-
-def accuracy_tables(task: str, model: Path, model_name: str, n: int, data: dict) -> tuple[list[str], dict]:
-    lines, numbers = [], {}
+def held_out(task: str, n: int, stream: int, **options) -> list:
+    """``n`` fresh puzzles from the task's generator, seeded (SEED, stream): never seen in training."""
+    rng = np.random.default_rng([SEED, stream])
     if task == "sudoku":
-        low, high = 30, data["givens"][1] if isinstance(data["givens"], list) else data["givens"]
-        headline = {"givens": [low, high]}
-        numbers["headline"] = measure(model, headline, n)
-        numbers["headline_dataset"] = f"held-out generated Sudokus with {low}-{high} givens (seed {SEED})"
-        lines += [f"**{100 * numbers['headline']['solved']:.1f}% solved** (checker: givens kept, every row, column "
-                  f"and box complete) on {n} held-out generated puzzles with {low}-{high} givens, running "
-                  f"{config_steps(model)} ACT steps as the official evaluation does (the halt head would stop after "
-                  f"{numbers['headline']['steps']:.2f} on average):", "",
-                  f"    {eval_command(model_name, headline, n)}", "",
-                  "Against the number of givens (each row its own generated set; the digger cannot make "
-                  "puzzles below 22 givens in reasonable time, so 17-21 are not measured here):", "",
-                  "| givens | puzzles | solved | mean halt-head steps |", "|---|---|---|---|"]
-        # digging below 24 givens is slow
-        numbers["by_givens"], rows = breakdown(model, [(g, {"givens": [g, g]}, 50 if g < 24 else n // 4 if g < 28
-                                                        else n // 2) for g in SUDOKU_GIVENS])
-        lines += [*rows, "", f"    {eval_command(model_name, {'givens': ['G', 'G']}, n // 2).replace(chr(34), '')}"]
+        return [puzzle for puzzle, _ in sudoku.generate(n, rng, givens=options["givens"])]
+    side = options["size"]
+    return [m for m, _ in maze.generate(n, rng, size=side, loop_fraction=options.get("loop_fraction", 0.1),
+                                          min_path=options.get("min_path", 1), canvas=side,
+                                          far_goal=options.get("far_goal", 0.5))]
+
+
+def rate(model, config, puzzles: list, **options) -> dict:
+    """Share of ``puzzles`` that ``hrm_mlx.solve`` answers correctly (as ``hrm-mlx solve``; ``options`` are
+    its max_steps/stop), the mean ACT steps used and the seconds per puzzle."""
+    started = time.perf_counter()
+    solutions = solver.solve(model, config, puzzles, **options)
+    seconds = time.perf_counter() - started
+    return {"count": len(puzzles), "solved": float(np.mean([s.solved for s in solutions])),
+            "steps": float(np.mean([s.steps for s in solutions])), "seconds_per_puzzle": seconds / len(puzzles)}
+
+
+def percent(result: dict) -> str:
+    return f"{100 * result['solved']:.1f}%"
+
+
+def steps_table(model, config, sets: dict[str, list], numbers: dict) -> list[str]:
+    """Accuracy of each puzzle set after exactly N ACT steps (``--stop never``), and with the default rule."""
+    numbers["by_fixed_steps"] = {name: {} for name in sets}
+    lines = ["| ACT steps | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for steps in FIXED_STEPS:
+        cells = []
+        for name, puzzles in sets.items():
+            result = numbers["by_fixed_steps"][name][steps] = rate(model, config, puzzles, max_steps=steps,
+                                                                   stop="never")
+            cells.append(percent(result))
+        lines.append(f"| {steps} | " + " | ".join(cells) + " |")
+    defaults = [numbers["default"][name] for name in sets]
+    lines.append("| default (until stable) | " + " | ".join(f"{percent(r)} ({r['steps']:.1f} steps)"
+                                                      for r in defaults) + " |")
+    return lines
+
+
+def maze_tables(model, config, n: int) -> tuple[list[str], dict]:
+    numbers: dict = {"by_side": {}, "default": {}}
+    lines = ["Against the maze side (`hrm-mlx solve` with no flags; half the mazes with the goal farthest from "
+             "the start; sides above the training canvas are solved at their own size):", "",
+             "| side | " + " | ".join(f"{kind}: solved" for kind in MAZE_LOOPS) +
+             " | mean path | mean ACT steps | s / maze |", "|---|" + "---|" * (len(MAZE_LOOPS) + 3)]
+    for stream, side in enumerate(MAZE_SIDES + MAZE_BEYOND):
+        count = n if side <= 30 else max(10, n // 4)
+        row, paths, steps, seconds = [], [], [], []
+        for k, (kind, loops) in enumerate(MAZE_LOOPS.items()):
+            puzzles = held_out("maze", count, 100 + 10 * stream + k, size=side, loop_fraction=loops)
+            result = numbers["by_side"].setdefault(side, {})[kind] = rate(model, config, puzzles)
+            row.append(percent(result))
+            paths += [maze.shortest_path_length(p) for p in puzzles]
+            steps.append(result["steps"])
+            seconds.append(result["seconds_per_puzzle"])
+        beyond = " (beyond training)" if side > config["seq_len"] ** 0.5 else ""
+        lines.append(f"| {side}{beyond} | " + " | ".join(row) +
+                     f" | {np.mean(paths):.0f} | {np.mean(steps):.1f} | {np.mean(seconds):.2f} |")
+    lines += ["", f"Maze-Hard-like: 30x30 with a shortest path of {MAZE_HARD['min_path']}+ cells:", "",
+              "| mazes | " + " | ".join(MAZE_LOOPS) + " |", "|---|" + "---|" * len(MAZE_LOOPS)]
+    hard_sets = {}
+    for k, (kind, loops) in enumerate(MAZE_LOOPS.items()):
+        hard_sets[f"30x30 hard, {kind}"] = held_out("maze", n, 300 + k, loop_fraction=loops, **MAZE_HARD)
+    for name, puzzles in hard_sets.items():
+        numbers["default"][name] = rate(model, config, puzzles)
+    lines.append(f"| {n} each | " + " | ".join(percent(numbers["default"][name]) for name in hard_sets) + " |")
+    sets = {"15x15": held_out("maze", n, 400, size=15), "21x21": held_out("maze", n, 401, size=21),
+            "30x30": held_out("maze", n, 402, size=30), **hard_sets}
+    for name in ("15x15", "21x21", "30x30"):
+        numbers["default"][name] = rate(model, config, sets[name])
+    lines += ["", "Does thinking longer help? The same held-out mazes after exactly N ACT steps "
+              "(`--max-steps N --stop never`), and with the default rule:", "", *steps_table(model, config, sets,
+                                                                                            numbers)]
+    return lines, numbers
+
+
+def sudoku_tables(model, config, n: int) -> tuple[list[str], dict]:
+    numbers: dict = {"by_givens": {}, "default": {}}
+    lines = ["Against the number of givens (`hrm-mlx solve` with no flags; each row its own generated set; the "
+             "generator digs below 22 givens with \"-2 +1\" moves, 20-21 givens take seconds per puzzle and 17-19 are "
+             "out of its reach, so fewer puzzles are measured there):", "",
+             "| givens | puzzles | solved | mean ACT steps | s / puzzle |", "|---|---|---|---|---|"]
+    for stream, givens in enumerate(SUDOKU_GIVENS):
+        count = n // 10 if givens < 21 else n // 4 if givens < 22 else n
+        result = numbers["by_givens"][givens] = rate(model, config, held_out("sudoku", count, 100 + stream,
+                                                                             givens=givens))
+        lines.append(f"| {givens} | {count} | {percent(result)} | {result['steps']:.1f} | "
+                     f"{result['seconds_per_puzzle']:.3f} |")
+    sets = {"22-24 givens": held_out("sudoku", n, 400, givens=(22, 24)),
+            "25-29 givens": held_out("sudoku", n, 401, givens=(25, 29)),
+            "30-45 givens": held_out("sudoku", n, 402, givens=(30, 45))}
+    for name, puzzles in sets.items():
+        numbers["default"][name] = rate(model, config, puzzles)
+    lines += ["", "Does thinking longer help? The same held-out puzzles after exactly N ACT steps "
+              "(`--max-steps N --stop never`), and with the default rule:", "",
+              *steps_table(model, config, sets, numbers)]
+    return lines, numbers
+
+
+def plot(task: str, numbers: dict, out: Path) -> None:
+    """accuracy_vs_steps.png: solved against fixed ACT steps per puzzle set, and against side or givens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, by_steps in numbers["by_fixed_steps"].items():
+        steps = sorted(by_steps)
+        left.plot(steps, [100 * by_steps[s]["solved"] for s in steps], "o-", label=name)
+    left.set_xscale("log", base=2)
+    left.set_xlabel("ACT steps (--max-steps N --stop never)")
+    left.set_ylabel("solved (%)")
+    left.set_ylim(0, 100)
+    left.legend()
+    if task == "maze":
+        sides = sorted(numbers["by_side"])
+        for kind in MAZE_LOOPS:
+            right.plot(sides, [100 * numbers["by_side"][s][kind]["solved"] for s in sides], "s-", label=kind)
+        right.set_xlabel("maze side (default solve)")
     else:
-        sides = data["size"] if isinstance(data["size"], list) else [data["size"], data["size"]]
-        headline = {"size": sides, "min_path": data["min_path"], "loop_fraction": data["loop_fraction"]}
-        numbers["headline"] = measure(model, headline, n)
-        numbers["headline_dataset"] = f"held-out generated mazes of sides {sides[0]}-{sides[1]} (seed {SEED})"
-        lines += [f"**{100 * numbers['headline']['solved']:.1f}% shortest paths** (checker: a connected S-to-G path "
-                  f"through open cells whose length equals the BFS distance; loops allowed, so any shortest path "
-                  f"counts) on {n} held-out generated mazes of sides {sides[0]}-{sides[1]}; exact match with the "
-                  f"generator's path {100 * numbers['headline']['exact']:.1f}%:", "",
-                  f"    {eval_command(model_name, headline, n)}", "",
-                  "Against the maze side:", "", "| side | mazes | shortest paths | mean halt-head steps |",
-                  "|---|---|---|---|"]
-        # few distinct 5x5 mazes exist
-        numbers["by_side"], rows = breakdown(model, [(side, {**headline, "size": [side, side]},
-                                                      40 if side == 5 else n // 2)
-                                                     for side in MAZE_SIDES if side <= sides[1]])
-        lines += rows
-    lines += ["", "Does thinking longer help? The same held-out puzzles with a fixed number of ACT steps "
-              "(`--max-steps`; the model was trained with up to its halt_max_steps):", "",
-              "| --max-steps | solved |", "|---|---|"]
-    numbers["by_max_steps"] = {}
-    for steps in MAX_STEPS:
-        r = measure(model, headline, n, max_steps=steps)
-        numbers["by_max_steps"][steps] = r
-        lines.append(f"| {steps} | {100 * r['solved']:.1f}% |")
-    lines += ["", f"    {eval_command(model_name, headline, n, max_steps=8)}"]
+        givens = sorted(numbers["by_givens"])
+        right.plot(givens, [100 * numbers["by_givens"][g]["solved"] for g in givens], "s-", label="default solve")
+        right.set_xlabel("givens (default solve)")
+    right.set_ylim(0, 100)
+    right.legend()
+    fig.suptitle(f"shipped {task} model on held-out puzzles (seed {SEED})")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def wall_times(task: str, model_dir: Path) -> list[str]:
+    """Seconds of a whole ``hrm-mlx solve`` of one puzzle, on a fresh machine (empty MLX kernel cache) and warm."""
+    examples = {"sudoku": {"9x9 Sudoku": held_out("sudoku", 1, 500, givens=(22, 26))},
+                "maze": {"15x15 maze": held_out("maze", 1, 501, size=15, far_goal=1.0),
+                         "30x30 maze (Maze-Hard-like)": held_out("maze", 1, 502, loop_fraction=0.0, **MAZE_HARD)}}
+    module = sudoku if task == "sudoku" else maze
+    lines = ["| puzzle | fresh machine | warm |", "|---|---|---|"]
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, [puzzle] in examples[task].items():
+            path = Path(scratch) / f"{name.split()[0]}.txt"
+            path.write_text(module.to_text(puzzle) + "\n")
+            kernels = Path(scratch) / f"kernels-{path.stem}"
+            kernels.mkdir()
+            times = []
+            for _ in range(2):  # the first run builds MLX's kernels, the second reuses them
+                started = time.perf_counter()
+                subprocess.run(["hrm-mlx", "solve", str(path), "--model", str(model_dir)], check=True,
+                               capture_output=True, env={**os.environ, "TMPDIR": str(kernels)})
+                times.append(time.perf_counter() - started)
+            lines.append(f"| {name} | {times[0]:.1f} s | {times[1]:.1f} s |")
+    return lines
+
+
+def pooled(results: list[dict]) -> tuple[float, int]:
+    count = sum(r["count"] for r in results)
+    return sum(r["solved"] * r["count"] for r in results) / count, count
+
+
+def headlines(task: str, numbers: dict) -> list:
+    """The accuracies the card's YAML header reports (pooled over the table rows they name)."""
+    if task == "maze":
+        sides = [s for s in numbers["by_side"] if s <= 30]
+        groups = {f"held-out generated mazes of sides {sides[0]}-{sides[-1]} (seed {SEED})":
+                  [r for s in sides for r in numbers["by_side"][s].values()],
+                  f"held-out generated 30x30 mazes with a shortest path of {MAZE_HARD['min_path']}+ cells "
+                  f"(seed {SEED})": [r for name, r in numbers["default"].items() if "hard" in name]}
+    else:
+        groups = {f"held-out generated Sudokus with {low}-{high} givens (seed {SEED})":
+                  [r for g, r in numbers["by_givens"].items() if low <= g <= high]
+                  for low, high in ((25, 45), (20, 24))}
+    out = []
+    for dataset, results in groups.items():
+        solved, count = pooled(results)
+        out.append(model_card.Accuracy(solved, "solved (checked answers)", dataset, count))
+    return out
+
+
+def accuracy_tables(task: str, model_dir: Path, n: int) -> tuple[list[str], dict]:
+    model, config = io.load(model_dir)
+    lines, numbers = (sudoku_tables if task == "sudoku" else maze_tables)(model, config, n)
+    plot(task, numbers, model_dir / "accuracy_vs_steps.png")
+    lines += ["", "![accuracy against ACT steps](accuracy_vs_steps.png)", "",
+              "Wall time of one whole `hrm-mlx solve` of one puzzle (process start to answer):", "",
+              *wall_times(task, model_dir)]
     return lines, numbers
 
 
@@ -151,7 +281,8 @@ def main() -> int:
                         help="an earlier run whose model started this one (--init-from), oldest first")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. weights/sudoku")
     parser.add_argument("--dtype", default="float16", help="stored dtype of the shipped weights")
-    parser.add_argument("--n", type=int, default=1000, help="held-out puzzles for the headline and sweeps")
+    parser.add_argument("--n", type=int, default=200, help="held-out puzzles per table row (fewer where they are "
+                        "slow to generate or solve)")
     parser.add_argument("--note", default="", help="Markdown paragraph for the card: what was tried, what fell short")
     args = parser.parse_args()
 
@@ -170,15 +301,13 @@ def main() -> int:
                     shutil.copy2(stage["dir"] / name, target / name)
         task = config["task"]["name"]
         started = time.time()
-        lines, numbers = accuracy_tables(task, work, f"weights/{args.out.name}", args.n, config["data"])
+        lines, numbers = accuracy_tables(task, work, args.n)
         (work / "training" / "accuracy.json").write_text(json.dumps(numbers, indent=2))
         params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
         size_kb = sum(p.stat().st_size for p in work.glob("*.safetensors")) / 1024
         text = render_card(task, config, stages, params, size_kb, args.dtype, lines, time.time() - started,
-                           args.note)
-        headline = model_card.Accuracy(numbers["headline"]["solved"], "solved (checked answers)",
-                                       numbers["headline_dataset"], numbers["headline"]["count"])
-        card = model_card.render(model_card.metadata(config, accuracy=[headline]), text)
+                           args.note, model.runs_at_any_size)
+        card = model_card.render(model_card.metadata(config, accuracy=headlines(task, numbers)), text)
         (work / "README.md").write_text(card)
         if args.out.exists():
             shutil.rmtree(args.out)
@@ -189,7 +318,8 @@ def main() -> int:
     return 0
 
 
-def render_card(task, config, stages, params, size_kb, dtype, accuracy_lines, eval_seconds, note) -> str:
+def render_card(task, config, stages, params, size_kb, dtype, accuracy_lines, eval_seconds, note,
+                any_size: bool) -> str:
     mixer = {"conv": "a 3x3 convolution over the grid (mixer `conv`)",
              "grid_mask": "attention masked to each cell's row, column and box peers (mixer `grid_mask`)",
              "attention": "official attention"}.get(config.get("mixer"), config.get("mixer"))
@@ -205,7 +335,9 @@ def render_card(task, config, stages, params, size_kb, dtype, accuracy_lines, ev
            f"- Size: {params:,} parameters, stored as {dtype} ({size_kb:.0f} KB); computes in "
            f"{config['forward_dtype']}.",
            f"- Input: {config['seq_len']} tokens (vocabulary {config['vocab_size']}); task encoding "
-           f"`{json.dumps(config['task'])}`.", "",
+           f"`{json.dumps(config['task'])}`." + (" No parameter depends on the grid's size: trained on that canvas, "
+                                                 "it solves mazes of any side at their own size." if any_size else ""),
+           "",
            "## Training", "",
            f"On {cpu_name()}, 2 cores, one single-threaded process per run (`MKL_NUM_THREADS=1`), MLX "
            f"{mx.__version__}; {hours:.1f} h of training in total, in several sittings "
@@ -217,8 +349,8 @@ def render_card(task, config, stages, params, size_kb, dtype, accuracy_lines, ev
         last = stage["last_eval"] or {}
         out += [f"1. `{stage['dir'].name}`: {cfg['description']}",
                 f"   - {stage['step']:,} optimizer steps of {cfg['train']['global_batch_size']} examples, "
-                f"{stage['hours']:.1f} h; last in-training eval (500 held-out puzzles): exact "
-                f"{last.get('exact_accuracy', float('nan')):.3f}.",
+                f"{stage['hours']:.1f} h; last in-training eval ({last.get('count', 0)} held-out puzzles, "
+                f"{cfg['model']['halt_max_steps']} ACT steps): exact {last.get('exact_accuracy', float('nan')):.3f}.",
                 f"   - Data: `{json.dumps(cfg['train']['data'])}`",
                 f"   - {command_of(stage, previous)}"]
         previous = stage
