@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
@@ -72,6 +73,12 @@ def _draw(task: str, solution) -> None:
             console.print(f"test input {n + 1}, then attempts 1 and 2:")
             for grid in (test_input, *tries):
                 console.print(render.arc_grid(grid))
+    if solution.trace:
+        from hrm_mlx.animate import caption
+
+        for step in solution.trace:
+            console.print(f"  {caption(step, len(solution.trace))}   {len(step.changed)} cells changed",
+                          highlight=False)
     verdict = "[green]solved[/green]" if solution.solved else f"[red]not solved[/red] ({solution.reason})"
     halting = " ".join(f"{c:.2f}" for c in solution.halt_confidence)
     console.print(f"{verdict} after {solution.steps} ACT steps; halting confidence per step: {halting}\n")
@@ -86,6 +93,8 @@ def _record(source: str, task: str, solution) -> dict:
         record["answer"] = tasks.get(task).to_text(solution.answer)
     else:
         record["attempts"] = [[grid.tolist() for grid in tries] for tries in solution.attempts]
+    if solution.trace is not None:
+        record["trace"] = [step.to_json() for step in solution.trace]
     return record
 
 
@@ -111,9 +120,19 @@ def solve(
                                         "Kaggle score and the strict all-tests score."),
     submission: Path = typer.Option(None, "--submission", help="ARC: write a Kaggle submission.json (top-2 "
                                     "attempts per test input) to this path."),
+    trace: bool = typer.Option(False, "--trace", help="Keep the answer after every ACT step and show it: with --json "
+                               "per step the grid, the changed cells, each cell's confidence, sigmoid(q_halt) and "
+                               "the checker's verdict (ARC: the first test input, unaugmented)."),
+    animate: Path = typer.Option(None, "--animate", help="Write an animation of the first puzzle's steps: FILE.gif "
+                                 "(needs Pillow: the 'animate' extra) or FILE.html (frames and a slider, offline)."),
+    watch: bool = typer.Option(False, "--watch", help="Redraw the first puzzle's answer in place as the steps run, "
+                               "changed cells highlighted."),
 ) -> None:
     """Solve puzzles and check every answer (Sudoku rules, shortest maze path, known ARC output)."""
     from hrm_mlx import atomic, io, solve as solver
+
+    if animate is not None and animate.suffix.lower() not in (".gif", ".html"):
+        raise HrmMlxError(f"--animate {animate}: write a .gif or an .html file")
 
     by_task: dict[str, list] = {}
     failures = 0
@@ -159,16 +178,23 @@ def solve(
             continue
         start = time.perf_counter()
         rows = sum(len(p.test) * min(num_aug, len(versions[p.id])) for _, p in good) if name == "arc" else len(good)
-        with Progress(console=err_console, transient=True, disable=rows <= batch_size) as progress:
+        first = not records and watch  # --watch and --animate follow the first puzzle of the run
+        with Progress(console=err_console, transient=True, disable=rows <= batch_size or first) as progress, \
+                _watching(name, good[0][1], first) as on_step:
             bar = progress.add_task(f"solving {len(good)} {name} puzzles", total=rows)
             advance = lambda n: progress.advance(bar, n)  # noqa: E731
+            traced = trace or (animate is not None and not records)
             if name == "arc":
                 solutions = solver.solve_arc(loaded_model, versions, [p for _, p in good], num_aug=num_aug,
-                                             max_steps=max_steps, batch_size=batch_size, on_batch=advance)
+                                             max_steps=max_steps, batch_size=batch_size, on_batch=advance,
+                                             trace=traced, on_step=on_step)
                 _kaggle_files(solutions, submission, solutions_text)
             else:
                 solutions = solver.solve(loaded_model, config, [p for _, p in good], max_steps=max_steps,
-                                         stop=stop.value, batch_size=batch_size, on_batch=advance)
+                                         stop=stop.value, batch_size=batch_size, on_batch=advance, trace=traced,
+                                         on_step=on_step)
+        if animate is not None and not records:
+            _animate(animate, name, good[0], solutions[0])
         elapsed = time.perf_counter() - start
         for (label, _), solution in zip(good, solutions):
             records.append(_record(label, name, solution))
@@ -183,6 +209,33 @@ def solve(
         atomic.write_json(out, records, indent=1)
     if failures:
         raise typer.Exit(2)
+
+
+@contextmanager
+def _watching(task: str, puzzle, active: bool):
+    """A live view of one puzzle's answer (the first of the batch), redrawn at every step; yields the solver's
+    on_step callback (None when not watching)."""
+    if not active:
+        yield None
+        return
+    from rich.live import Live
+
+    with Live(console=console, auto_refresh=False, transient=True) as live:  # the usual drawing follows
+        def on_step(index: int, step) -> None:
+            if index == 0:
+                live.update(render.thinking(task, puzzle, step), refresh=True)
+
+        yield on_step
+
+
+def _animate(path: Path, task: str, labelled, solution) -> None:
+    from hrm_mlx import animate
+
+    label, puzzle = labelled
+    if not solution.trace:
+        raise HrmMlxError(f"--animate: no steps to draw for {label} (an ARC model without the unaugmented task)")
+    animate.write(path, animate.frames(task, puzzle, solution.trace), title=f"hrm-mlx solve {label}")
+    err_console.print(f"hrm-mlx: {len(solution.trace)} steps of {label} drawn in {path}", highlight=False)
 
 
 def _with_solutions(labelled: list, solutions_text: str) -> list:

@@ -6,7 +6,8 @@ by default it stops once its answer has stayed the same for ``STABLE_STEPS`` ste
 area when a model that runs at any size meets a grid larger than its training canvas (information crosses a maze
 about one cell per convolution, and path lengths grow with the area). ``max_steps`` sets the budget;
 ``stop="halt"`` stops at the halt head's first "halt", ``stop="never"`` runs the whole budget (as the official
-evaluation runs halt_max_steps).
+evaluation runs halt_max_steps). ``trace=True`` keeps every step's decoded answer (``hrm_mlx.trace``) and
+``on_step`` sees each as it is made.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
+from hrm_mlx.trace import Recorder, TraceStep, token_confidence
 
 STOP_RULES = {
     "stable": "stop a puzzle once its answer has not changed for two steps and its halt head says halt",
@@ -43,6 +45,7 @@ class Solution:
     steps: int
     halt_confidence: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each ACT step
     attempts: list | None = None  # ARC: the ranked attempts (top 2 grids) for each test input
+    trace: list[TraceStep] | None = None  # with trace=True: every step's answer (ARC: the first test input)
 
 
 def shipped_model(task: str) -> Path:
@@ -75,11 +78,14 @@ def step_budget(model, trained_canvas: int | None = None, canvas: int | None = N
 
 
 def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_steps: int, stop: str = "never",
-            given: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            given: np.ndarray | None = None,
+            on_step: Callable | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the ACT loop on one batch for at most ``max_steps`` steps, each row until ``stop`` (a STOP_RULES
     key) ends it. ``given`` (bool, like ``inputs``) marks cells whose input token is the answer (a model
     trained without loss on them predicts anything there). Returns (predicted tokens at each row's last step
-    [B, seq], steps used [B], sigmoid(q_halt) per step [B, steps run])."""
+    [B, seq], steps used [B], sigmoid(q_halt) per step [B, steps run]). ``on_step(t, tokens [B, seq], token
+    confidence [B, seq], sigmoid(q_halt) [B], running [B])`` sees every step (``running``: the rows still
+    thinking at step t)."""
     if stop not in STOP_RULES:
         raise HrmMlxError(f"unknown stop rule {stop!r}; known: {', '.join(STOP_RULES)}")
     batch = {"inputs": mx.array(inputs, dtype=mx.int32), "labels": mx.zeros(inputs.shape, dtype=mx.int32),
@@ -104,6 +110,9 @@ def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_st
         halting = np.zeros(len(inputs), dtype=bool) if stop == "never" else np.array(act.halts(model, outputs))
         if stop == "stable":
             halting &= unchanged >= STABLE_STEPS
+        if on_step is not None:
+            cells = np.array(token_confidence(outputs["logits"], model.args.loss_type))
+            on_step(t, tokens, cells if given is None else np.where(given, 1.0, cells), confidence[-1], ~stopped)
         stop_now = ~stopped & (halting | (t == max_steps - 1))
         predictions[stop_now] = tokens[stop_now]
         steps_used[stop_now] = t + 1
@@ -124,9 +133,11 @@ def _eval_step(model, halt_max_steps: int):
 
 
 def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, stop: str = "stable",
-          batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> list[Solution]:
+          batch_size: int = 64, on_batch: Callable[[int], None] | None = None, trace: bool = False,
+          on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
     """Solve puzzles of the model's task (validated beforehand with ``task_of(config, model)``'s options).
-    ``max_steps`` overrides the step budget; ``on_batch(n)`` reports progress."""
+    ``max_steps`` overrides the step budget; ``on_batch(n)`` reports progress; ``trace`` keeps each puzzle's
+    steps in ``Solution.trace``; ``on_step(puzzle index, step)`` sees every step of every puzzle as it runs."""
     task, encoding = task_of(config)
     trained_canvas = encoding.get("canvas")
     # A model that runs at any size solves each batch on the canvas of its largest grid; batches of similar
@@ -145,13 +156,19 @@ def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, s
         inputs = np.stack([task.encode(p, **options) for p in chunk])
         budget = max_steps or step_budget(model, trained_canvas, options.get("canvas"))
         given = ~task.free_cells(inputs) if free_only else None
+        recorder = None
+        if trace or on_step is not None:
+            recorder = Recorder(lambda row, t: task.decode(t, chunk[row]), lambda row, g: task.check(chunk[row], g),
+                                {row: task.decode(tokens, p) for row, (tokens, p) in enumerate(zip(inputs, chunk))},
+                                None if on_step is None else lambda row, s: on_step(indices[row], s))
         tokens, steps, confidence = run_act(model, inputs, np.zeros(len(chunk), dtype=np.int32),
-                                            max_steps=budget, stop=stop, given=given)
+                                            max_steps=budget, stop=stop, given=given, on_step=recorder)
         for i, puzzle, row in zip(indices, chunk, range(len(chunk))):
             answer = task.decode(tokens[row], puzzle)
             solved, reason = task.check(puzzle, answer)
             solutions[i] = Solution(puzzle, answer, solved, reason, int(steps[row]),
-                                    [float(c) for c in confidence[row, :steps[row]]])
+                                    [float(c) for c in confidence[row, :steps[row]]],
+                                    trace=recorder.traces[row] if trace else None)
         if on_batch:
             on_batch(len(chunk))
     return solutions
@@ -176,10 +193,13 @@ def arc_versions(identifiers: list[str] | None) -> dict[str, list[tuple[int, str
 
 
 def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_steps: int | None = None,
-              batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> list[Solution]:
+              batch_size: int = 64, on_batch: Callable[[int], None] | None = None, trace: bool = False,
+              on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
     """The official ARC evaluation for each test input: run the model on up to ``num_aug`` versions of the task
     (each with its own puzzle embedding), undo each augmentation, vote, and rank by (votes, mean halting
-    confidence). Puzzles must be in ``versions``; the answer holds the top attempt per test input."""
+    confidence). Puzzles must be in ``versions``; the answer holds the top attempt per test input. ``trace`` and
+    ``on_step`` (as in ``solve``) follow each puzzle's first test input in its unaugmented version (none when the
+    model was trained on augmented versions only)."""
     from hrm_mlx.tasks import arc
 
     rows = []  # (puzzle index, test index, identifier, name, encoded augmented test input)
@@ -188,12 +208,31 @@ def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_ste
             for identifier, name in versions[puzzle.id][:num_aug]:
                 augmented = arc.split_name(name)[1].apply(test_input)
                 rows.append((p, t, identifier, name, arc.encode_grid(augmented)))
+    followed = {} if not (trace or on_step) else {  # row -> puzzle: its first test input, unaugmented
+        i: r[0] for i, r in enumerate(rows) if r[1] == 0 and r[3] == versions[puzzles[r[0]].id][0][1]
+        and arc.split_name(r[3])[1].is_identity}
+    traces: dict[int, list[TraceStep]] = {}
+
+    def check_first_output(p: int, grid) -> tuple[bool | None, str]:
+        expected = puzzles[p].solution
+        if expected is None:
+            return None, "no known output"
+        return (True, "equals the known output") if arc.grid_equal(grid, expected[0]) else \
+            (False, "differs from the known output")
+
     tokens, halt = [], []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
+        mine = {i - start: p for i, p in followed.items() if start <= i < start + len(chunk)}
+        recorder = Recorder(lambda row, t: arc.decode(t),
+                            lambda row, grid: check_first_output(mine[row], grid),
+                            {row: puzzles[p].test[0][0] for row, p in mine.items()},
+                            None if on_step is None else lambda row, s: on_step(mine[row], s)) if mine else None
         predicted, _, confidence = run_act(model, np.stack([r[4] for r in chunk]),
                                            np.array([r[2] for r in chunk], dtype=np.int32),
-                                           max_steps=max_steps or model.args.halt_max_steps)
+                                           max_steps=max_steps or model.args.halt_max_steps, on_step=recorder)
+        if recorder is not None:
+            traces.update({mine[row]: steps for row, steps in recorder.traces.items()})
         tokens.append(predicted)
         halt.append(confidence)
         if on_batch:
@@ -215,5 +254,6 @@ def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_ste
             hits = sum(any(arc.grid_equal(a, e) for a in tries) for tries, e in zip(attempts, expected))
             solved, reason = hits == len(expected), f"{hits}/{len(expected)} test outputs among the top 2 attempts"
         solutions.append(Solution(puzzle, [tries[0] for tries in attempts], solved, reason, halt.shape[1],
-                                  [float(c) for c in halt[mine].mean(axis=0)], attempts))
+                                  [float(c) for c in halt[mine].mean(axis=0)], attempts,
+                                  traces.get(p) if trace else None))
     return solutions
