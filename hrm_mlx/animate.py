@@ -143,7 +143,7 @@ def svg(frame: Frame, cell: int | None = None) -> str:
             parts.append(f'<line x1="{c * cell}" y1="0" x2="{c * cell}" y2="{rows * cell}" stroke="#000000" '
                          'stroke-width="2"/>')
     parts.append(f'<text x="4" y="{rows * cell + CAPTION_HEIGHT / 2}" font-size="14" font-family="sans-serif" '
-                 f'dominant-baseline="central">{html.escape(frame.caption)}</text></svg>')
+                 f'dominant-baseline="central" xml:space="preserve">{html.escape(frame.caption)}</text></svg>')
     return "".join(parts)
 
 
