@@ -4,7 +4,10 @@ from pathlib import Path
 
 import typer
 
+from hrm_mlx import tasks
+
 from hrm_mlx.cli.render import console, key_value_table
+from hrm_mlx.errors import HrmMlxError
 
 SRC_HELP = ("A checkpoint folder: official HRM/TRM ('checkpoint' or the highest 'step_<N>' torch.save file, "
             "all_config.yaml beside it; also a whole run tree of the official TRM trainer or its reproductions) or "
@@ -25,7 +28,8 @@ def convert(
     dtype: str = typer.Option(None, help="Store floating weights as float32, bfloat16 or float16 "
                                          "(default: as stored in the checkpoint)."),
     config: str = typer.Option(None, "--config", help=CONFIG_HELP),
-    task: str = typer.Option(None, help="sudoku, maze or arc (default: from data_path or the vocabulary size)."),
+    task: str = typer.Option(None, help=f"{', '.join(tasks.names())} (default: from data_path or the vocabulary "
+                                        "size)."),
     seq_len: int = typer.Option(None, "--seq-len", help="Sequence length, when neither the weights nor the task "
                                                         "tell it."),
     identifiers: Path = typer.Option(None, help="The data set's identifiers.json (puzzle names of the ARC "
@@ -37,6 +41,8 @@ def convert(
     an MLX model folder."""
     from hrm_mlx import io
 
+    if dtype is not None and dtype not in io.folders.DTYPES:
+        raise HrmMlxError(f"--dtype must be one of {', '.join(io.folders.DTYPES)}, not {dtype!r}")
     summary = io.convert(src, out, dtype=dtype, config=config, task=task, seq_len=seq_len, identifiers=identifiers,
                          revision=revision, max_shard_size=io.parse_size(max_shard_size))
     files = summary["files"]

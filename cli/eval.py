@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from hrm_mlx import tasks
+
 MODEL_HELP = "Model folder (e.g. RUN_DIR/model), official checkpoint or Hugging Face repo id."
 SOURCE_HELP = ("Test data: 'generate' (seeded generator), 'hub' (the official sapientinc test CSV), or a folder "
                "(train.csv/test.csv, or official layout). Default: the held-out split of the model's own training "
@@ -15,7 +17,7 @@ SOURCE_HELP = ("Test data: 'generate' (seeded generator), 'hub' (the official sa
 
 def evaluate(
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help="sudoku, maze or arc (default: the model's task)."),
+    task: Optional[str] = typer.Option(None, "--task", help=f"{', '.join(tasks.names())} (default: the model's task)."),
     source: Optional[str] = typer.Option(None, "--source", help=SOURCE_HELP),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Test puzzles: generated count, or a seeded subsample "
                                     "of an official test set."),
@@ -33,32 +35,37 @@ def evaluate(
     from hrm_mlx import atomic
     from hrm_mlx import train as training
     from hrm_mlx.cli.render import console, key_value_table
+    from hrm_mlx.config import parse_assignment
+    from hrm_mlx.train.callbacks import EvalCallback
 
     settings = {}
-    for path, value in training.parse_overrides(overrides):
+    for item in overrides:
+        path, value = parse_assignment(item)
         settings[".".join(path)] = value
     if source is not None:
         settings["source"] = source
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=console)
-    tasks = {}
 
-    def on_event(event):
-        kind = event["event"]
-        if kind == "data":
-            if "data" not in tasks:
-                tasks["data"] = progress.add_task("data", total=event["total"])
-            progress.update(tasks["data"], total=event["total"], completed=event["done"],
-                            description=event["what"][:40])
-        elif kind == "eval_start":
-            tasks["eval"] = progress.add_task("evaluating", total=event["total"])
-        elif kind == "eval_batch":
-            progress.advance(tasks["eval"], event["n"])
+    class Bars(EvalCallback):
+        def __init__(self):
+            self.bars = {}
+
+        def on_data(self, done: int, total: int, what: str) -> None:
+            if "data" not in self.bars:
+                self.bars["data"] = progress.add_task("data", total=total)
+            progress.update(self.bars["data"], total=total, completed=done, description=what[:40])
+
+        def on_start(self, total: int, data) -> None:
+            self.bars["eval"] = progress.add_task("evaluating", total=total)
+
+        def on_batch(self, count: int) -> None:
+            progress.advance(self.bars["eval"], count)
 
     with progress:
         result = training.evaluate_model(model, task, settings, n=n, batch_size=batch_size, max_steps=max_steps,
-                                         cache_dir=data_dir, callback=on_event)
+                                         cache_dir=data_dir, callback=Bars())
     solved = result.get("solved")
     rows = {
         "task": result["task"],

@@ -67,6 +67,18 @@ def arc_grid(grid, changed=frozenset()) -> Text:
     return text
 
 
+def picture(drawing) -> Text:
+    """A task's drawing (hrm_mlx.tasks.Picture: rows of (text, style) cells) as rich text."""
+    text = Text()
+    if drawing.caption:
+        text.append(drawing.caption + "\n")
+    for row in drawing.rows:
+        for cell, style in row:
+            text.append(cell, style=style or None)
+        text.append("\n")
+    return text
+
+
 def thinking(task: str, puzzle, step) -> Group:
     """One ACT step of a trace (hrm_mlx.trace.TraceStep): the answer so far, its changed cells marked, and a
     caption with the step, halt confidence and the checker's verdict (what ``solve --watch`` redraws)."""

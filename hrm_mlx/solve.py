@@ -56,17 +56,17 @@ def shipped_model(task: str) -> Path:
     return folder
 
 
-def task_of(config: dict, model=None) -> tuple[object, dict]:
-    """The task module a model was trained for, and the encoding options its config records. Given the model,
-    a canvas it is not tied to (``runs_at_any_size``) becomes the largest side it takes."""
-    task_config = dict(config.get("task") or {})
-    name = task_config.pop("name", None)
-    task_config.pop("supervise", None)  # a training setting, not an encoding option (see solve)
-    if name is None:
+def task_of(config: dict, model=None) -> tuple[tasks.Task, dict]:
+    """The task a model was trained for, and the encoding options its config records. Given the model, a canvas
+    it is not tied to (``runs_at_any_size``) becomes the largest side it takes."""
+    info = config.get("task") or {}
+    if info.get("name") is None:
         raise HrmMlxError("the model's config.json does not say which task it solves (no task.name)")
-    if model is not None and model.runs_at_any_size and "canvas" in task_config:
-        task_config["canvas"] = ANY_SIZE_LIMIT
-    return tasks.get(name), task_config
+    task = tasks.get(info["name"])
+    options = task.options(info)
+    if model is not None and model.runs_at_any_size and "canvas" in options:
+        options["canvas"] = ANY_SIZE_LIMIT
+    return task, options
 
 
 def step_budget(model, trained_canvas: int | None = None, canvas: int | None = None) -> int:

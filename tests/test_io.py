@@ -239,7 +239,7 @@ def test_convert_infers_task_and_seq_len_and_takes_config_or_flags(tmp_path):
     (tmp_path / "arch.yaml").write_text(yaml.dump(official_yaml("rope")))
     io.convert(bare / "step_100", tmp_path / "maze", config=tmp_path / "arch.yaml", task="maze", seq_len=16)
     assert io.read_config(tmp_path / "maze")["task"] == {"name": "maze", "canvas": 4}
-    with pytest.raises(HrmMlxError, match="--config"):
+    with pytest.raises(HrmMlxError, match="give a config"):
         io.convert(bare, tmp_path / "x")  # no all_config.yaml and no --config
     with pytest.raises(HrmMlxError, match="contradicts the learned position table"):
         io.convert(src, tmp_path / "y", seq_len=20)

@@ -11,7 +11,7 @@ MAZE = "\n".join(["#######", "#S    #", "# ### #", "#     #", "# ### #", "#    G
 ARC_TASK = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
 
 INTERFACE = (
-    "NAME", "VOCAB_SIZE", "SEQ_LEN", "parse", "looks_like", "validate", "encode", "encode_answer", "decode",
+    "VOCAB_SIZE", "SEQ_LEN", "parse", "looks_like", "validate", "encode", "encode_answer", "decode",
     "check", "to_text", "generate", "generate_batch", "augment", "invert_augmentation",
 )  # fmt: skip
 
@@ -20,17 +20,23 @@ def one_line_error(match: str):
     return pytest.raises(HrmMlxError, match=match)
 
 
+TASK_INTERFACE = ("parse", "looks_like", "validate", "encode", "decode", "check", "to_text", "pictures")
+
+
 def test_registry_holds_every_task_with_the_shared_interface():
-    assert list(tasks.TASKS) == ["sudoku", "maze", "arc"]
-    for name, module in tasks.TASKS.items():
-        assert module.NAME == name
+    assert tasks.names() == ["sudoku", "maze", "arc"]
+    for module in (sudoku, maze, arc):
+        task = tasks.get(module.TASK.name)
+        assert task is module.TASK and isinstance(task, tasks.Task)
         missing = [attr for attr in INTERFACE if not hasattr(module, attr)]
-        assert not missing, f"{name} lacks {missing}"
-    assert (arc.VOCAB_SIZE, arc.SEQ_LEN) == (12, 900)
+        assert not missing, f"{task.name} lacks {missing}"
+        untaught = [m for m in TASK_INTERFACE if getattr(type(task), m) is getattr(tasks.Task, m)]
+        assert not untaught, f"the {task.name} task does not implement {untaught}"
+    assert (arc.VOCAB_SIZE, arc.SEQ_LEN) == (12, 900) and arc.TASK.vocab_size == 12
 
 
 def test_get():
-    assert tasks.get("sudoku") is sudoku and tasks.get(" ARC ") is arc
+    assert tasks.get("sudoku") is sudoku.TASK and tasks.get(" ARC ") is arc.TASK
     with one_line_error(r"unknown task 'chess' \(known: sudoku, maze, arc\)") as info:
         tasks.get("chess")
     assert "\n" not in str(info.value)
@@ -52,7 +58,7 @@ def test_get():
     ],
 )
 def test_detect(text, filename, expected):
-    assert tasks.detect(text, filename) is expected
+    assert tasks.detect(text, filename) is expected.TASK
 
 
 @pytest.mark.parametrize(
@@ -71,12 +77,12 @@ def test_detect_errors_are_one_line(text, filename, match):
 
 
 def test_ambiguous_content_is_settled_by_extension_or_name_else_an_error(monkeypatch):
-    monkeypatch.setattr(maze, "looks_like", lambda text: True)
-    monkeypatch.setattr(arc, "looks_like", lambda text: True)
+    monkeypatch.setattr(maze.TASK, "looks_like", lambda text: True)
+    monkeypatch.setattr(arc.TASK, "looks_like", lambda text: True)
     with one_line_error(r"reads as more than one task \(sudoku, maze, arc\)") as info:
         tasks.detect(SUDOKU)
     assert "\n" not in str(info.value)
     with one_line_error(r"more than one task \(sudoku, maze\)"):
         tasks.detect(SUDOKU, "p.csv")  # .csv rules out arc only
-    assert tasks.detect(SUDOKU, "hard-maze.csv") is maze  # a task name in the file name decides
-    assert tasks.detect(SUDOKU, "p.sdk") is sudoku  # an extension only sudoku uses
+    assert tasks.detect(SUDOKU, "hard-maze.csv") is maze.TASK  # a task name in the file name decides
+    assert tasks.detect(SUDOKU, "p.sdk") is sudoku.TASK  # an extension only sudoku uses

@@ -89,7 +89,7 @@ def test_trainer_run_tree_reproduces_the_trainer(tmp_path, case):
 def test_single_step_file_with_config(tmp_path):
     run = run_folder("sudoku-att")
     shutil.copy(run / "step_1302", tmp_path / "step_1302")
-    with pytest.raises(HrmMlxError, match="--config"):
+    with pytest.raises(HrmMlxError, match="give a config"):
         io.convert(tmp_path / "step_1302", tmp_path / "a")
     io.convert(tmp_path / "step_1302", tmp_path / "out", config=run / "all_config.yaml")
     expected = np.load(RUNS / "sudoku-att" / "expected.npz")
@@ -153,7 +153,7 @@ def test_nano_trm_single_file_and_hub_repo(hub, tmp_path):
     assert_reproduces(io.load(ckpt)[0], expected, expected["inputs"])  # a single .ckpt file
     hub_repo(hub, "someone/nano-trm-maze", NANO / "maze")
     assert_reproduces(io.load("someone/nano-trm-maze")[0], expected, expected["inputs"])
-    with pytest.raises(HrmMlxError, match="--config is not used"):
+    with pytest.raises(HrmMlxError, match="a config is not used"):
         io.convert(ckpt, tmp_path / "x", config="trm-maze-30x30-hard-1k")
 
 

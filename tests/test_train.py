@@ -15,7 +15,7 @@ import pytest
 from mlx.utils import tree_flatten
 from typer.testing import CliRunner
 
-from hrm_mlx import data, io, model_card, optim
+from hrm_mlx import data, io, model_card, optim, tasks
 from hrm_mlx import train as training
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
@@ -51,6 +51,26 @@ def cli(*args, env=None, **kwargs):
                           env={**os.environ, **(env or {})}, timeout=600, **kwargs)
 
 
+# The command line in a subprocess with every training step 0.3 s longer, so a test can stop it between checkpoints.
+SLOW_CLI = """
+import sys, time
+import hrm_mlx
+from hrm_mlx.train import trainer
+step = trainer.Trainer.step
+def slow_step(self, *args, **kwargs):
+    time.sleep(0.3)
+    return step(self, *args, **kwargs)
+trainer.Trainer.step = slow_step
+from hrm_mlx.cli.main import main
+sys.argv = ["hrm-mlx", *sys.argv[1:]]
+main()
+"""
+
+
+def slow_cli(*args, env, **popen):
+    return subprocess.Popen([sys.executable, "-c", SLOW_CLI, *args], env={**os.environ, **env}, **popen)
+
+
 def checkpoint_arrays(run_dir: Path, step: int) -> dict:
     folder = run_dir / "checkpoints" / f"step_{step:08d}"
     out = {}
@@ -67,10 +87,10 @@ def checkpoint_arrays(run_dir: Path, step: int) -> dict:
 def test_resolve_config_overrides_and_defaults():
     config = training.resolve_config(tiny_recipe(), ["train.lr=5e-4", "model.hidden_size=32", "train.ema=false",
                                                      "train.data.size=[5,5]", "train.data.supervise=free"])
-    assert config["train"]["lr"] == 5e-4 and config["model"]["hidden_size"] == 32 and config["train"]["ema"] is False
-    assert config["train"]["data"]["size"] == [5, 5] and config["train"]["data"]["supervise"] == "free"
-    assert config["train"]["data"]["loop_fraction"] == 0.1  # data defaults filled in
-    assert config["train"]["beta2"] == 0.95  # training defaults filled in
+    assert config.train.lr == 5e-4 and config.model["hidden_size"] == 32 and config.train.ema is False
+    assert config.train.data.size == [5, 5] and config.train.data.supervise == "free"
+    assert config.train.data.loop_fraction == 0.1  # data defaults filled in
+    assert config.train.beta2 == 0.95  # training defaults filled in
 
 
 @pytest.mark.parametrize("override, message", [
@@ -91,15 +111,15 @@ def test_official_recipes_are_complete_and_official_step_counts():
 
     for name in recipes.names():
         config = training.resolve_config(training.load_recipe(name))
-        assert config["task"] in ("sudoku", "maze", "arc")
+        assert config.task in tasks.names()
     config = training.resolve_config(training.load_recipe("hrm-sudoku-extreme-1k"))
     meta = {"total_groups": 1000, "mean_puzzle_examples": 1.0}
-    plan = training.schedule(config["train"], meta)
+    plan = training.schedule(config.train, meta)
     assert plan["total_steps"] == 26041  # 20000 epochs * 1000 groups / 768 (reference 7)
     assert plan["eval_every"] == 2604 and plan["epochs_per_iter"] == 2000
     trm = training.resolve_config(training.load_recipe("trm-maze-30x30-hard-1k"))
-    assert training.schedule(trm["train"], meta)["total_steps"] == 65104  # trm.md section 5
-    assert trm["train"]["ema"] and trm["model"]["L_cycles"] == 4 and trm["model"]["H_cycles"] == 3
+    assert training.schedule(trm.train, meta)["total_steps"] == 65104  # trm.md section 5
+    assert trm.train.ema and trm.model["L_cycles"] == 4 and trm.model["H_cycles"] == 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,14 +128,14 @@ def test_official_recipes_are_complete_and_official_step_counts():
 
 def make_trainer(tmp_path, family, compiled, **train):
     config = training.resolve_config(tiny_recipe(family, **train))
-    folder = data.build("maze", config["train"]["data"], cache_dir=tmp_path)
+    folder = data.build("maze", config.train.data, cache_dir=tmp_path)
     split = data.Split(folder, "train")
     from hrm_mlx.models import build
 
     mx.random.seed(0)
     model = build(training.model_config(config, split.meta))
-    trainer = training.Trainer(model, config["train"], 12, mx.distributed.init(), compiled=compiled)
-    loader = data.TrainLoader(split, config["train"]["global_batch_size"], 0)
+    trainer = training.Trainer(model, config.train, 12, mx.distributed.init(), compiled=compiled)
+    loader = data.TrainLoader(split, config.train.global_batch_size, 0)
     return trainer, loader, training.initial_carry(model, trainer.local_batch, split.meta["seq_len"])
 
 
@@ -162,8 +182,8 @@ def test_one_step_applies_adam_atan2_and_sign_sgd_with_the_schedule(tmp_path):
     grads = dict(tree_flatten(grads))
     row_grad = np.array(row_grads).sum(0)  # one puzzle id: the rows' gradients are summed
     trainer.step(1, carry, batch)
-    lr = optim.lr_at(1, trainer.train["lr"], 3, 12, 0.1)
-    emb_lr = optim.lr_at(1, trainer.train["puzzle_emb_lr"], 3, 12, 0.1)
+    lr = optim.lr_at(1, trainer.train.lr, 3, 12, 0.1)
+    emb_lr = optim.lr_at(1, trainer.train.puzzle_emb_lr, 3, 12, 0.1)
     g = np.array(grads["lm_head.weight"], dtype=np.float64)
     p = before["lm_head.weight"] * (1 - lr * 0.5)
     expected = p - lr / 0.1 * np.arctan2(0.1 * g, np.sqrt(0.05 * g * g) / np.sqrt(0.05))
@@ -238,9 +258,8 @@ def wait_for_checkpoint(run_dir: Path, at_least: int, proc, timeout=180):
 def test_resume_after_sigkill_gives_the_same_weights(reference_run, tmp_path):
     root, recipe, env = reference_run
     run = tmp_path / "run"
-    slow = {**env, "HRM_MLX_STEP_DELAY": "0.3"}
-    proc = subprocess.Popen([sys.executable, "-m", "hrm_mlx", "train", "--recipe", str(recipe), "--out", str(run)],
-                            env={**os.environ, **slow}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = slow_cli("train", "--recipe", str(recipe), "--out", str(run), env=env, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE)
     wait_for_checkpoint(run, 6, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -260,9 +279,8 @@ def test_resume_after_sigkill_gives_the_same_weights(reference_run, tmp_path):
 def test_ctrl_c_saves_and_exits_cleanly_then_resumes(reference_run, tmp_path):
     root, recipe, env = reference_run
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "hrm_mlx", "train", "--recipe", str(recipe), "--out", str(run)],
-                            env={**os.environ, **env, "HRM_MLX_STEP_DELAY": "0.3"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = slow_cli("train", "--recipe", str(recipe), "--out", str(run), env=env, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
     wait_for_checkpoint(run, 3, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -356,17 +374,22 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
 
 def test_time_limit_ends_like_the_last_step_and_resumes(tmp_path):
     config = training.resolve_config(tiny_recipe(), ["train.steps=4", "train.eval_every=100"])
-    events = []
+    class Evals(training.TrainCallback):
+        steps = []
+
+        def on_eval(self, step, metrics):
+            self.steps.append(step)
+
     summary = training.train(config, tmp_path / "run", cache_dir=tmp_path / "data", time_limit=1e-9,
-                             callback=events.append)
-    assert summary["step"] == 1 and summary["time_limited"] and not summary["interrupted"]
-    assert [e["step"] for e in events if e["event"] == "eval"] == [1]
+                             callback=Evals())
+    assert summary.step == 1 and summary.time_limited and not summary.interrupted
+    assert Evals.steps == [1]
     assert io.load(tmp_path / "run" / "model")[1]["task"]["name"] == "maze"
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     del saved["train"]["init_from"]  # as saved by a version before that setting existed
     (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
     summary = training.train(None, tmp_path / "run", resume=True, cache_dir=tmp_path / "data")
-    assert summary["step"] == 4 and not summary["time_limited"]
+    assert summary.step == 4 and not summary.time_limited
 
 
 def test_stablemax_gradient_is_finite_at_a_logit_of_one():

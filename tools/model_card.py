@@ -67,7 +67,7 @@ def command_of(stage: dict, previous: dict | None) -> str:
     if train.get("init_from"):
         parts.append(f"--init-from runs/{previous['dir'].name}/model" if previous else
                      f"--init-from {train['init_from']}")
-    base = resolve_config(load_recipe(config["recipe"]))["train"]
+    base = resolve_config(load_recipe(config["recipe"])).to_dict()["train"]
     if base["steps"] != train["steps"]:
         parts.append(f"--steps {train['steps']}")
     for key, value in train.items():

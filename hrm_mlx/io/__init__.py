@@ -33,11 +33,12 @@ A flat JSON object::
       "num_heads": 8, "pos_encodings": "rope", "halt_max_steps": 16, "halt_exploration_prob": 0.1,
       "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "forward_dtype": "bfloat16",
       "loss_type": "stablemax_cross_entropy", "mixer": "attention",
-      "task": {"name": "sudoku"}          # optional: what the model solves
+      "task": {"name": ..., ...}          # optional: what the model solves
     }
 
-``task.name`` is ``"sudoku"``, ``"maze"`` or ``"arc"``; maze and ARC also give ``"canvas"`` (the side of the
-square grid the sequence encodes, 30 for the official models). Model fields with a default (rms_norm_eps,
+``task`` is the block the task writes (``Task.model_info``): its ``name`` (a task of ``hrm_mlx.tasks``), whether
+training supervised only the cells a model fills (``supervise``), and the task's encoding options (the canvas
+tasks, maze and ARC: ``canvas``, the side of the square grid the sequence encodes, 30 for the official models). Model fields with a default (rms_norm_eps,
 rope_theta, forward_dtype, loss_type, mixer, puzzle_emb_ndim) may be omitted; other keys are kept and ignored
 by ``hrm_mlx.models.build``.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -15,17 +14,16 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.io import third_party
-from hrm_mlx.io.folders import (CARD_FILE, CONFIG_FILE, DEFAULT_MAX_SHARD_SIZE, DTYPES, IDENTIFIERS_FILE, TASKS,
-                                build_model, check_safetensors, check_weights, family_module, is_model_folder, load_folder,
+from hrm_mlx.io.folders import (CARD_FILE, CONFIG_FILE, DEFAULT_MAX_SHARD_SIZE, DTYPES, IDENTIFIERS_FILE, build_model,
+                                check_safetensors, check_weights, family_module, is_model_folder, load_folder,
                                 one_line, read_identifiers, read_json, save, shape_text, validate_config,
                                 weight_files)
 
 OFFICIAL_CHECKPOINT = third_party.OFFICIAL_CHECKPOINT
 OFFICIAL_CONFIG = "all_config.yaml"
-TASK_BY_VOCAB = {11: "sudoku", 6: "maze", 12: "arc"}
-CANVAS_TASKS = ("maze", "arc")
 
 
 def _read_config_file(path: Path) -> dict:
@@ -49,7 +47,7 @@ def _read_config_file(path: Path) -> dict:
 
 
 def _config_source(config: str | os.PathLike | dict | None) -> tuple[dict, str]:
-    """--config: a dict, a JSON/YAML file, or a recipe name. Returns (data, description)."""
+    """A given config: a dict, a JSON/YAML file, or a recipe name. Returns (data, description)."""
     if isinstance(config, dict):
         return config, "the given config"
     path = Path(config).expanduser()
@@ -63,7 +61,7 @@ def _config_source(config: str | os.PathLike | dict | None) -> tuple[dict, str]:
         if recipe.get("task"):
             data["task"] = recipe["task"]
         return data, f"recipe {config}"
-    raise HrmMlxError(f"--config {config}: no such file, nor a recipe name ({', '.join(recipes.names())})")
+    raise HrmMlxError(f"config {config}: no such file, nor a recipe name ({', '.join(recipes.names())})")
 
 
 def _resolve_interpolations(arch: dict, where: str) -> dict:
@@ -109,14 +107,14 @@ def _normalise_config(data: dict, where: str) -> tuple[dict, str | None, Any]:
 def _task_from_path(data_path: str | None) -> str | None:
     if not data_path:
         return None
-    name = os.path.basename(str(data_path).rstrip("/")).lower()
-    if "sudoku" in name:
-        return "sudoku"
-    if "maze" in name:
-        return "maze"
-    if re.search(r"(^|[^a-z])arc([^a-z]|$)", name):
-        return "arc"
-    return None
+    name = os.path.basename(str(data_path).rstrip("/"))
+    return next((task.name for task in tasks.all_tasks() if task.names_data_path(name)), None)
+
+
+def _task_from_vocab(vocab_size) -> str | None:
+    """The task of official models with this vocabulary, if exactly one has it."""
+    found = [task.name for task in tasks.all_tasks() if task.official_seq_len and task.vocab_size == vocab_size]
+    return found[0] if len(found) == 1 else None
 
 
 def _infer(config: dict, weights: dict[str, np.ndarray], data_path, task, *, task_flag, seq_len_flag,
@@ -147,10 +145,12 @@ def _infer(config: dict, weights: dict[str, np.ndarray], data_path, task, *, tas
     task_name = task_flag or (task.get("name") if isinstance(task, dict) else task)
     if task_name is None and (task_name := _task_from_path(data_path)):
         notes.append(f"task {task_name} from data_path {data_path}")
-    if task_name is None and (task_name := TASK_BY_VOCAB.get(config.get("vocab_size"))):
+    if task_name is None and (task_name := _task_from_vocab(config.get("vocab_size"))):
         notes.append(f"task {task_name} from vocab_size {config['vocab_size']}")
-    if task_name is not None and task_name not in TASKS:
-        raise HrmMlxError(f"{where}: unknown task {task_name!r}; known: {', '.join(TASKS)}")
+    try:
+        task_of = tasks.get(task_name) if task_name is not None else None
+    except HrmMlxError as error:
+        raise HrmMlxError(f"{where}: {error}") from None
 
     # The sequence length: learned positions, flag, config, task.
     pos = weights.get("embed_pos.weight")
@@ -160,26 +160,23 @@ def _infer(config: dict, weights: dict[str, np.ndarray], data_path, task, *, tas
         prefix = config.get("puzzle_emb_len", defaults.get("puzzle_emb_len", 0)) or -(ndim // -hidden)
         inferred = int(pos.shape[0]) - prefix
         if seq_len_flag is not None and seq_len_flag != inferred:
-            raise HrmMlxError(f"{where}: --seq-len {seq_len_flag} contradicts the learned position table "
+            raise HrmMlxError(f"{where}: seq_len {seq_len_flag} contradicts the learned position table "
                               f"embed_pos.weight {shape_text(pos.shape)} (seq_len {inferred})")
         config["seq_len"] = inferred
     elif seq_len_flag is not None:
         config["seq_len"] = seq_len_flag
-    elif "seq_len" not in config and task_name is not None:
-        config["seq_len"] = TASKS[task_name]
+    elif "seq_len" not in config and task_of is not None and task_of.official_seq_len:
+        config["seq_len"] = task_of.official_seq_len
         notes.append(f"seq_len {config['seq_len']} from the task {task_name}")
 
-    if task_name is not None:
+    if task_of is not None:
         seq = config.get("seq_len")
-        side = math.isqrt(seq) if isinstance(seq, int) and seq > 0 else 0
-        fits = seq == TASKS[task_name] if task_name == "sudoku" else side * side == seq
-        if fits:
-            task_block = dict(task) if isinstance(task, dict) and task.get("name") == task_name else {"name": task_name}
-            if task_name in CANVAS_TASKS:
-                task_block.setdefault("canvas", side)
-            config["task"] = task_block
+        given = dict(task) if isinstance(task, dict) and task.get("name") == task_name else None
+        block = task_of.info_for_seq_len(seq, given) if isinstance(seq, int) and seq > 0 else None
+        if block is not None:
+            config["task"] = block
         elif task_flag:
-            raise HrmMlxError(f"{where}: --task {task_name} needs seq_len {TASKS[task_name]}, not {seq}")
+            raise HrmMlxError(f"{where}: the task {task_name} does not fit seq_len {seq}")
         else:
             notes.append(f"no task: seq_len {seq} does not fit {task_name}")
     return config
@@ -188,11 +185,11 @@ def _infer(config: dict, weights: dict[str, np.ndarray], data_path, task, *, tas
 def _missing_help(missing: list[str], where: str, has_config: bool) -> HrmMlxError:
     fields = ", ".join(missing)
     if missing == ["seq_len"]:
-        return HrmMlxError(f"{where}: cannot tell seq_len (no learned positions, no task); pass --seq-len or --task")
+        return HrmMlxError(f"{where}: cannot tell seq_len (no learned positions, no task); give the seq_len or the task")
     if has_config:
         return HrmMlxError(f"{where}: the config lacks {fields}")
-    return HrmMlxError(f"{where}: no {OFFICIAL_CONFIG} beside the checkpoint, so {fields} are unknown; pass "
-                       "--config FILE (an all_config.yaml, or a JSON/YAML with the arch fields, or a recipe name)")
+    return HrmMlxError(f"{where}: no {OFFICIAL_CONFIG} beside the checkpoint, so {fields} are unknown; give a config "
+                       "(an all_config.yaml, or a JSON/YAML with the arch fields, or a recipe name)")
 
 
 def convert(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str | None = None,
@@ -203,11 +200,11 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, *, dtype: str | None
     dtype or shard size — into the model folder ``out``. Returns a summary: source, output, family, task,
     params, trainable_params, dtypes, bytes, files, notes (what was inferred)."""
     if dtype is not None and dtype not in DTYPES:
-        raise HrmMlxError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    if task is not None and task not in TASKS:
-        raise HrmMlxError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
+        raise HrmMlxError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if task is not None:
+        task = tasks.get(task).name
     if seq_len is not None and seq_len <= 0:
-        raise HrmMlxError(f"--seq-len must be positive, not {seq_len}")
+        raise HrmMlxError(f"seq_len must be positive, not {seq_len}")
     if repo is None:
         from hrm_mlx.io.hub import locate
 
@@ -257,13 +254,13 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
     loaded = read_torch_checkpoint(checkpoint)
     if third_party.is_lightning(loaded.extras):
         if config is not None:
-            raise HrmMlxError(f"{where}: --config is not used: a Lightning checkpoint carries its hyper-parameters")
+            raise HrmMlxError(f"{where}: a config is not used: a Lightning checkpoint carries its hyper-parameters")
         flat, weights, stored = third_party.nano_trm(loaded.arrays, loaded.dtypes, loaded.extras, where, notes)
         layout = f"nano-trm Lightning checkpoint, Lightning {loaded.extras.get('pytorch-lightning_version', '?')}"
         data_path, task, described = None, None, None
         module = family_module(flat["family"], where)
     else:
-        # The architecture: --config, else all_config.yaml beside the checkpoint, else a known repo's recipe.
+        # The architecture: the given config, else all_config.yaml beside the checkpoint, else a known repo's recipe.
         yaml_path = checkpoint.parent / OFFICIAL_CONFIG
         if config is not None:
             data, described = _config_source(config)

@@ -15,7 +15,7 @@ from typing import Any
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
-from hrm_mlx import atomic
+from hrm_mlx import atomic, tasks
 from hrm_mlx.errors import HrmMlxError
 
 CONFIG_FILE = "config.json"
@@ -25,7 +25,6 @@ IDENTIFIERS_FILE = "identifiers.json"
 CARD_FILE = "README.md"
 DEFAULT_MAX_SHARD_SIZE = 2_000_000_000
 
-TASKS = {"sudoku": 81, "maze": 900, "arc": 900}  # task -> official sequence length
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
 
 _SAFETENSORS_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
@@ -102,12 +101,10 @@ def _validate_task(task: Any, where: str) -> None:
         return
     if not isinstance(task, dict) or not isinstance(task.get("name"), str):
         raise HrmMlxError(f"{where}: task must be an object with a name, not {task!r}")
-    if task["name"] not in TASKS:
-        raise HrmMlxError(f"{where}: unknown task {task['name']!r}; known: {', '.join(TASKS)}")
-    if "canvas" in task:
-        canvas = task["canvas"]
-        if not (isinstance(canvas, int) and not isinstance(canvas, bool) and canvas > 0):
-            raise HrmMlxError(f"{where}: task canvas must be a positive integer, not {canvas!r}")
+    try:
+        tasks.get(task["name"]).check_info(task)
+    except HrmMlxError as error:
+        raise HrmMlxError(f"{where}: {error}") from None
 
 
 def read_config(folder: str | Path) -> dict:

@@ -1,60 +1,84 @@
-"""The puzzle tasks and how to tell them apart.
+"""The puzzle tasks, registered by name, and how to tell their files apart.
 
-Each task module (sudoku, maze, arc) offers the same shape of interface: NAME, VOCAB_SIZE, SEQ_LEN, a puzzle
-dataclass, parse(text) -> puzzles, looks_like(text), validate, encode, encode_answer, decode, check(puzzle, answer)
--> (ok, reason), to_text, generate / generate_batch and augment / invert_augmentation. `TASKS` maps task names to
-the modules, `get(name)` picks one, `detect(text, filename)` recognises a puzzle file.
+A task is a ``Task`` object (``hrm_mlx.tasks.base``) that a module of this package registers on import. The
+modules are imported here: the built-in ones first (so that listings keep their order), then any other module of
+the package, so a new task is one new module. ``get(name)`` picks a task, ``names()`` lists them, ``detect(text,
+filename)`` recognises a puzzle file.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import PurePath
-from types import ModuleType
 
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.tasks import arc, maze, sudoku
+from hrm_mlx.tasks.base import DataConfig, Picture, Task
 
-TASKS: dict[str, ModuleType] = {"sudoku": sudoku, "maze": maze, "arc": arc}
+__all__ = ["DataConfig", "Picture", "Task", "all_tasks", "detect", "get", "names", "register"]
 
-# File extensions each task is written in; an extension listed for no task says nothing.
-EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "sudoku": (".txt", ".csv", ".json", ".jsonl", ".sdk", ".sudoku"),
-    "maze": (".txt", ".csv", ".json", ".jsonl", ".maze"),
-    "arc": (".json", ".jsonl"),
-}
+_REGISTRY: dict[str, Task] = {}
+_HELPERS = ("base", "formats", "grids")  # modules of this package that define no task
+_FIRST = ("sudoku", "maze", "arc")
 
 
-def get(name: str) -> ModuleType:
-    """The task module called `name` (case-insensitive)."""
-    module = TASKS.get(str(name).strip().lower())
-    if module is None:
-        raise HrmMlxError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    return module
+def register(task: Task) -> Task:
+    """Make ``task`` known by its name (a module calls this for each task it defines)."""
+    if task.name in _REGISTRY and _REGISTRY[task.name] is not task:
+        raise ValueError(f"two tasks are called {task.name!r}")
+    _REGISTRY[task.name] = task
+    return task
 
 
-def detect(text: str, filename: str | None = None) -> ModuleType:
-    """The task whose looks_like() accepts `text`. When several do, the file's extension, then a task name in
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def all_tasks() -> list[Task]:
+    return list(_REGISTRY.values())
+
+
+def get(name: str) -> Task:
+    """The task called ``name`` (case-insensitive)."""
+    task = _REGISTRY.get(str(name).strip().lower())
+    if task is None:
+        raise HrmMlxError(f"unknown task {name!r} (known: {', '.join(_REGISTRY)})")
+    return task
+
+
+def detect(text: str, filename: str | None = None) -> Task:
+    """The task whose looks_like() accepts ``text``. When several do, the file's extension, then a task name in
     the file name, decide; an input no task reads, or one left ambiguous, is an HrmMlxError."""
     what = f"{PurePath(filename).name}" if filename else "the input"
     if not text.strip():
         raise HrmMlxError(f"{what} is empty: no puzzle to read")
-    matches = [name for name, module in TASKS.items() if module.looks_like(text)]
+    matches = [task for task in _REGISTRY.values() if task.looks_like(text)]
     if len(matches) > 1 and filename:
         suffix = PurePath(filename).suffix.lower()
-        by_extension = [name for name in matches if suffix in EXTENSIONS[name]]
-        if by_extension:
-            matches = by_extension
+        matches = [task for task in matches if suffix in task.extensions] or matches
     if len(matches) > 1 and filename:
         stem = PurePath(filename).stem.lower()
-        by_name = [name for name in matches if name in stem]
+        by_name = [task for task in matches if task.name in stem]
         if len(by_name) == 1:
             matches = by_name
     if len(matches) == 1:
-        return TASKS[matches[0]]
+        return matches[0]
     if matches:
-        raise HrmMlxError(f"{what} reads as more than one task ({', '.join(matches)}); name the task explicitly")
-    if arc.looks_like_solutions(text):
-        raise HrmMlxError(f"{what} is an ARC solutions file (task id -> output grids), not puzzles")
+        raise HrmMlxError(f"{what} reads as more than one task ({', '.join(t.name for t in matches)}); name the "
+                          "task explicitly")
+    for task in _REGISTRY.values():
+        reason = task.not_puzzles(text)
+        if reason:
+            raise HrmMlxError(f"{what} is {reason}")
     raise HrmMlxError(
-        f"{what} is not a puzzle file of a known task ({', '.join(TASKS)}); check its format or name the task"
+        f"{what} is not a puzzle file of a known task ({', '.join(_REGISTRY)}); check its format or name the task"
     )
+
+
+def _import_tasks() -> None:
+    found = [module.name for module in pkgutil.iter_modules(__path__) if module.name not in _HELPERS]
+    for name in [*_FIRST, *sorted(set(found) - set(_FIRST))]:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+_import_tasks()

@@ -27,8 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks import register
+from hrm_mlx.tasks.base import CanvasTask, GridDataConfig, Picture, span
 from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
+from hrm_mlx.tasks.grids import DIHEDRAL_INVERSE, dihedral_transform, place, square_side
 
 NAME = "maze"
 CANVAS = 30
@@ -139,8 +143,7 @@ def _grid_from_flat(text: str, where: str) -> np.ndarray:
 
 
 def _square_side(length: int) -> int | None:
-    side = int(round(length**0.5))
-    return side if side >= MIN_SIZE and side * side == length else None
+    return square_side(length, MIN_SIZE)
 
 
 def _parse_text(text: str) -> list[Maze]:
@@ -340,9 +343,7 @@ def _place_on_canvas(grid: np.ndarray, canvas: int) -> np.ndarray:
     size = grid.shape[0]
     if grid.shape[0] != grid.shape[1] or size > canvas:
         raise HrmMlxError(f"a {grid.shape[0]}x{grid.shape[1]} maze does not fit the {canvas}x{canvas} canvas")
-    tokens = np.full((canvas, canvas), PAD, dtype=np.int32)
-    tokens[:size, :size] = grid
-    return tokens.reshape(canvas * canvas)
+    return place(grid, canvas).reshape(canvas * canvas)
 
 
 def encode(maze: Maze, canvas: int = CANVAS) -> np.ndarray:
@@ -470,10 +471,7 @@ def _place_start_and_goal(grid: np.ndarray, min_path: int, rng: np.random.Genera
 
 
 def _size_range(size: int | tuple[int, int], canvas: int) -> tuple[int, int]:
-    low, high = (size, size) if isinstance(size, (int, np.integer)) else size
-    if not MIN_GENERATED_SIZE <= low <= high <= canvas:
-        raise HrmMlxError(f"maze size must lie in {MIN_GENERATED_SIZE}..{canvas} (low <= high), got {size}")
-    return int(low), int(high)
+    return span(size, "maze size", MIN_GENERATED_SIZE, canvas)
 
 
 def make_maze(
@@ -542,25 +540,7 @@ def generate_batch(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Augmentation: the 8 symmetries of the square, numbered as in HRM's dataset/common.py dihedral_transform.
-
-_DIHEDRAL = (
-    lambda g: g,
-    lambda g: np.rot90(g, 1),
-    lambda g: np.rot90(g, 2),
-    lambda g: np.rot90(g, 3),
-    np.fliplr,
-    np.flipud,
-    lambda g: g.T,
-    lambda g: np.fliplr(np.rot90(g, 1)),
-)
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
-
-
-def dihedral_transform(grid: np.ndarray, index: int) -> np.ndarray:
-    """0 identity, 1-3 rotations by 90/180/270 degrees counter-clockwise, 4 flip left-right, 5 flip up-down,
-    6 transpose, 7 anti-transpose."""
-    return np.ascontiguousarray(_DIHEDRAL[index](grid))
+# Augmentation: the 8 symmetries of the square (hrm_mlx.tasks.grids), applied to the maze at the top-left.
 
 
 @dataclass(frozen=True)
@@ -609,3 +589,88 @@ def augment(
 def invert_augmentation(tokens: np.ndarray, transforms: list[MazeTransform]) -> np.ndarray:
     """Map a batch of token predictions [B, canvas*canvas] on augmented mazes back to the original mazes."""
     return np.stack([invert_transform(x, t) for x, t in zip(tokens, transforms)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The task
+
+
+@dataclass
+class MazeData(GridDataConfig):
+    size: int | list[int] = setting(30, "maze side, or [low, high] drawn per maze (5..canvas)")
+    canvas: int = setting(30, "side of the token canvas (seq_len = canvas^2); smaller mazes sit at its top-left",
+                          minimum=MIN_SIZE)
+    min_path: int = setting(1, "least number of S-G steps (the 'hard' filter; Maze-Hard-like: 110 on 30x30)")
+    loop_fraction: float | list[float] = setting(0.1, "share of inner walls removed (loops): a number, or [low, "
+                                                 "high] drawn per maze", minimum=0.0)
+    far_goal: float = setting(0.0, "fraction of mazes whose goal is a cell farthest from the start (long paths)",
+                              minimum=0.0)
+    aug: bool = setting(False, "official: the 8 dihedral transforms of every training maze")
+    repo: str = setting("sapientinc/maze-30x30-hard-1k", "Hugging Face dataset of the 'hub' source")
+
+    def validate(self) -> None:
+        if self.source == "generate":
+            _size_range(self.size, self.canvas)
+        loops = [self.loop_fraction] if isinstance(self.loop_fraction, (int, float)) else self.loop_fraction
+        if len(loops) not in (1, 2) or not all(0.0 <= value <= 1.0 for value in loops):
+            raise HrmMlxError(f"loop_fraction must lie in 0..1 (a number or [low, high]), got {self.loop_fraction}")
+        if not 0.0 <= self.far_goal <= 1.0:
+            raise HrmMlxError(f"far_goal must lie in 0..1, got {self.far_goal}")
+
+
+_STYLES = {WALL: ("██", "dim"), OPEN: ("  ", ""), START: ("SS", "bold green"), GOAL: ("GG", "bold red"),
+           PATH: ("oo", "bold yellow")}
+
+
+class MazeTask(CanvasTask):
+    name = NAME
+    canvas = CANVAS
+    extensions = (".txt", ".csv", ".json", ".jsonl", ".maze")
+    vocab_size = VOCAB_SIZE
+    official_seq_len = SEQ_LEN
+    default_recipe = "maze-cpu"
+    DataConfig = MazeData
+    free_token = OPEN
+    csv_symbols = {symbol: code for code, symbol in enumerate(SYMBOLS, 1)}
+
+    parse = staticmethod(parse)
+    looks_like = staticmethod(looks_like)
+    to_text = staticmethod(to_text)
+    validate = staticmethod(validate)
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+    check = staticmethod(check)
+    side = staticmethod(side)
+
+    def model_info(self, data: MazeData) -> dict:
+        return {**super().model_info(data), "canvas": data.canvas}
+
+    def data_for_model(self, info: dict) -> dict:
+        return {**super().data_for_model(info), **self.options(info)}
+
+    def puzzle_from_tokens(self, tokens: np.ndarray) -> Maze:
+        return Maze(decode(tokens))
+
+    def pictures(self, maze: Maze, answer: np.ndarray, attempts=None) -> list[Picture]:
+        return [Picture([[_STYLES.get(int(code), ("??", "red")) for code in row] for row in answer])]
+
+    def generate_batch(self, n: int, rng: np.random.Generator, data: MazeData) -> tuple[np.ndarray, np.ndarray]:
+        size = tuple(data.size) if isinstance(data.size, list) else data.size
+        loops = tuple(data.loop_fraction) if isinstance(data.loop_fraction, list) else data.loop_fraction
+        return generate_batch(n, rng, size, loops, data.min_path, data.canvas, data.far_goal)
+
+    def csv_cells(self, width: int, where: str) -> int:
+        if _square_side(width) is None:
+            raise HrmMlxError(f"{where}: mazes of {width} cells are not square")
+        return width
+
+    def versions(self, inputs: np.ndarray, labels: np.ndarray, data: MazeData,
+                 rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not data.aug:
+            return [(inputs, labels)]
+        size = decode(inputs).shape[0]
+        return [(apply_transform(inputs, MazeTransform(d, size)), apply_transform(labels, MazeTransform(d, size)))
+                for d in range(8)]
+
+
+TASK = register(MazeTask())

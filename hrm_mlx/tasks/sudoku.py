@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks import register
+from hrm_mlx.tasks.base import GridDataConfig, Picture, Task, span
 from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
 
 NAME = "sudoku"
@@ -483,10 +486,7 @@ def _longest_blankable_prefix(flat: np.ndarray, run: np.ndarray) -> int:
 
 
 def _givens_range(givens: int | tuple[int, int]) -> tuple[int, int]:
-    low, high = (givens, givens) if isinstance(givens, (int, np.integer)) else givens
-    if not MIN_GIVENS <= low <= high <= 81:
-        raise HrmMlxError(f"givens must lie in {MIN_GIVENS}..81 (low <= high), got {givens}")
-    return int(low), int(high)
+    return span(givens, "givens", MIN_GIVENS, 81)
 
 
 def _is_unique(flat: np.ndarray) -> bool:
@@ -620,3 +620,84 @@ def augment(
 def invert_augmentation(tokens: np.ndarray, transforms: list[SudokuTransform]) -> np.ndarray:
     """Map a batch of token predictions [B, 81] on augmented puzzles back to the original puzzles."""
     return np.stack([invert_transform(x, t) for x, t in zip(tokens, transforms)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The task
+
+DIFFICULTY = {"easy": [40, 45], "medium": [32, 39], "hard": [26, 31], "expert": [22, 25]}  # givens per level
+
+
+@dataclass
+class SudokuData(GridDataConfig):
+    givens: int | list[int] | str = setting([30, 45], "givens of generated puzzles: a count, [low, high] drawn per "
+                                            f"puzzle, or a difficulty ({', '.join(DIFFICULTY)})")
+    num_aug: int = setting(0, "official shuffle_sudoku augmentations per training puzzle")
+    repo: str = setting("sapientinc/sudoku-extreme", "Hugging Face dataset of the 'hub' source")
+    min_difficulty: int | None = setting(None, "official rating filter of the CSV source (keep ratings >= this)")
+
+    def validate(self) -> None:
+        if isinstance(self.givens, str) and self.givens not in DIFFICULTY:
+            raise HrmMlxError(f"unknown sudoku difficulty {self.givens!r}; known: {', '.join(DIFFICULTY)}")
+        if not isinstance(self.givens, str):
+            _givens_range(self.givens)
+
+    @property
+    def givens_range(self) -> int | tuple[int, int]:
+        givens = DIFFICULTY[self.givens] if isinstance(self.givens, str) else self.givens
+        return tuple(givens) if isinstance(givens, list) else givens
+
+
+class SudokuTask(Task):
+    name = NAME
+    extensions = (".txt", ".csv", ".json", ".jsonl", ".sdk", ".sudoku")
+    vocab_size = VOCAB_SIZE
+    official_seq_len = SEQ_LEN
+    default_recipe = "sudoku-cpu"
+    DataConfig = SudokuData
+    free_token = BLANK_TOKEN
+    csv_symbols = {".": BLANK_TOKEN, **{str(digit): digit + 1 for digit in range(10)}}  # '0' is a blank too
+
+    parse = staticmethod(parse)
+    looks_like = staticmethod(looks_like)
+    to_text = staticmethod(to_text)
+    validate = staticmethod(validate)
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+    check = staticmethod(check)
+
+    def puzzle_from_tokens(self, tokens: np.ndarray) -> SudokuPuzzle:
+        return SudokuPuzzle(decode(tokens))
+
+    def pictures(self, puzzle: SudokuPuzzle, answer: np.ndarray, attempts=None) -> list[Picture]:
+        """Givens bold, digits the model filled cyan, a missing digit red; box borders dim."""
+        rows = []
+        for r in range(9):
+            if r and r % 3 == 0:
+                rows.append([("------+-------+------", "dim")])
+            row = []
+            for c in range(9):
+                if c and c % 3 == 0:
+                    row.append(("| ", "dim"))
+                given = int(puzzle.grid[r, c])
+                value = given or int(answer[r, c])
+                row.append((f"{value if value else '.'} ", "bold" if given else ("cyan" if value else "red")))
+            rows.append(row)
+        return [Picture(rows)]
+
+    def generate_batch(self, n: int, rng: np.random.Generator, data: SudokuData) -> tuple[np.ndarray, np.ndarray]:
+        return generate_batch(n, rng, data.givens_range)
+
+    def csv_cells(self, width: int, where: str) -> int:
+        return SEQ_LEN
+
+    def versions(self, inputs: np.ndarray, labels: np.ndarray, data: SudokuData,
+                 rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        copies = [(inputs, labels)]
+        for _ in range(data.num_aug):
+            transform = random_transform(rng)
+            copies.append((apply_transform(inputs, transform), apply_transform(labels, transform)))
+        return copies
+
+
+TASK = register(SudokuTask())

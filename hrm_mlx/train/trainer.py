@@ -21,13 +21,13 @@ class Trainer:
         self.total_steps = total_steps
         self.group = group
         self.world, self.rank = group.size(), group.rank()
-        self.global_batch = train["global_batch_size"]
+        self.global_batch = train.global_batch_size
         self.local_batch = self.global_batch // self.world
-        self.optimizer = optim.AdamATan2(learning_rate=0.0, betas=(train["beta1"], train["beta2"]),
-                                         weight_decay=train["weight_decay"])
+        self.optimizer = optim.AdamATan2(learning_rate=0.0, betas=(train.beta1, train.beta2),
+                                         weight_decay=train.weight_decay)
         self.optimizer.init(model.trainable_parameters())
-        self.tstate = {"key": mx.random.key(int(train["seed"]) + 1)}
-        if train["ema"]:
+        self.tstate = {"key": mx.random.key(int(train.seed) + 1)}
+        if train.ema:
             self.tstate["ema"] = tree_map(lambda p: mx.array(p), model.trainable_parameters())
         self.has_puzzle_emb = "puzzle_emb" in model
         self.state = [model.state, self.optimizer.state, self.tstate]
@@ -66,16 +66,16 @@ class Trainer:
         if rows is not None:
             all_ids, all_grads = gather(ids, self.group), gather(row_grads, self.group)
             model.puzzle_emb.weight = optim.sign_sgd_rows(model.puzzle_emb.weight, all_ids, all_grads, emb_lr,
-                                                          train["puzzle_emb_weight_decay"])
+                                                          train.puzzle_emb_weight_decay)
         if "ema" in self.tstate:
             self.tstate["ema"] = optim.ema_update(self.tstate["ema"], model.trainable_parameters(),
-                                                  train["ema_rate"])
+                                                  train.ema_rate)
         return carry, metrics
 
     def lrs(self, step: int) -> tuple[float, float]:
         t = self.train
-        return (optim.lr_at(step, t["lr"], t["lr_warmup_steps"], self.total_steps, t["lr_min_ratio"]),
-                optim.lr_at(step, t["puzzle_emb_lr"], t["lr_warmup_steps"], self.total_steps, t["lr_min_ratio"]))
+        return (optim.lr_at(step, t.lr, t.lr_warmup_steps, self.total_steps, t.lr_min_ratio),
+                optim.lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, self.total_steps, t.lr_min_ratio))
 
     def step(self, step: int, carry: dict, batch: dict):
         """Optimizer step number ``step`` (from 1). Returns (carry, metrics) with metrics evaluated."""
