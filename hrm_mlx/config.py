@@ -78,6 +78,11 @@ class Settings:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def required(cls) -> list[str]:
+        """The fields without a default."""
+        return [f.name for f in dataclasses.fields(cls) if _is_required(f)]
+
     def validate(self) -> None:
         """Checks across fields; raise HrmMlxError. Single values are checked by from_dict."""
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from hrm_mlx.models import flare, layers
+from hrm_mlx.models import flare, layers, mixers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flare"
 CASES = json.loads((FIXTURES / "cases.json").read_text())["cases"]
@@ -126,9 +126,9 @@ def test_chunked_gradients_equal_direct():
 
 
 def test_mixer_interface_in_block():
-    mixer = layers.make_mixer("flare", 64, 4, num_latents=16, seq_len=82, prefix_len=1, grid_side=0)
+    mixer = mixers.FlareConfig(num_latents=16).build(64, 4, seq_len=82, prefix_len=1)
     assert isinstance(mixer, flare.FlareMixer) and mixer.latent_q.shape == (64, 16)
-    block = layers.Block(64, 4, 4.0, 1e-5, "flare", {"num_latents": 16, "seq_len": 82, "prefix_len": 1})
+    block = layers.Block(64, 4.0, 1e-5, mixers.FlareConfig(num_latents=16).build(64, 4, seq_len=82, prefix_len=1))
     assert isinstance(block.self_attn, flare.FlareMixer)
     names = {k for k, _ in tree_flatten(block.parameters())}
     assert {"self_attn.latent_q", "self_attn.k_proj.fcs.2.weight", "self_attn.out_proj.bias"} <= names

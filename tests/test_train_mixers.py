@@ -1,12 +1,14 @@
 """The structured token mixers of the small CPU recipes: a convolution over the grid and attention masked to grid
 peers, behind the official mixer interface mixer(x [B, S, D], rope) -> [B, S, D]."""
 
+import dataclasses
+
 import mlx.core as mx
 import numpy as np
 import pytest
 
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.models import build, layers
+from hrm_mlx.models import build, layers, mixers
 
 BASE = {"family": "trm", "seq_len": 81, "vocab_size": 11, "num_puzzle_identifiers": 1, "H_cycles": 1,
         "L_cycles": 2, "H_layers": 0, "L_layers": 1, "hidden_size": 16, "expansion": 2, "num_heads": 2,
@@ -29,7 +31,7 @@ def test_sudoku_peer_mask():
 
 def test_grid_mask_attention_ignores_non_peers():
     mx.random.seed(0)
-    mixer = layers.make_mixer("grid_mask", 16, 2, seq_len=81, prefix_len=1)
+    mixer = mixers.GridMaskConfig().build(16, 2, seq_len=81, prefix_len=1)
     x = mx.random.normal((1, 82, 16))
     y = mixer(x, None)
     assert y.shape == (1, 82, 16)
@@ -43,7 +45,7 @@ def test_grid_mask_attention_ignores_non_peers():
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_conv_mixer_is_local_and_pools_into_the_prefix(depthwise):
     mx.random.seed(0)
-    mixer = layers.make_mixer("conv", 16, 2, seq_len=25, prefix_len=2, conv_depthwise=depthwise)
+    mixer = mixers.ConvConfig(depthwise=depthwise).build(16, 2, seq_len=25, prefix_len=2)
     x = mx.random.normal((2, 27, 16))
     y = mixer(x, None)
     assert y.shape == (2, 27, 16)
@@ -75,6 +77,41 @@ def test_bad_mixer_configs_are_user_errors():
         build({**BASE, "mixer": "lstm"})
     with pytest.raises(HrmMlxError, match="not a"):
         build({**BASE, "mixer": "conv", "seq_len": 80})
+    with pytest.raises(HrmMlxError, match="unknown config key 'mixer_args.num_latents'; known: grid_side, kernel, depthwise"):
+        build({**BASE, "mixer": "conv", "mixer_args": {"num_latents": 8}})  # another mixer's option
+    with pytest.raises(HrmMlxError, match="mixer_args.kernel must be odd"):
+        build({**BASE, "mixer": "conv", "mixer_args": {"kernel": 4}})
+    with pytest.raises(HrmMlxError, match="mixer_args.act must be one of 'gelu', 'silu'"):
+        build({**BASE, "mixer": "flare", "mixer_args": {"act": "relu"}})
+
+
+def test_every_flare_option_is_set_from_the_config():
+    from hrm_mlx.models.flare import FlareMixer
+
+    options = {"num_latents": 4, "attn_scale": "sqrt", "act": "silu", "num_layers_k_proj": 1, "num_layers_v_proj": -1,
+               "k_proj_mlp_ratio": 2.0, "v_proj_mlp_ratio": 1.0, "qk_norm": True, "rmsnorm": True, "chunk_size": 32}
+    assert set(options) == {f.name for f in dataclasses.fields(mixers.FlareConfig)}  # every option is covered
+    model = build({**BASE, "mixer": "flare", "mixer_args": options})
+    mixer = model.L_level.layers[0].self_attn
+    assert isinstance(mixer, FlareMixer) and mixer.num_latents == 4 and mixer.chunk_size == 32
+    assert mixer.attn_scale == pytest.approx(8 ** -0.5) and mixer.qk_norm and type(mixer.q_norm).__name__ == "RMSNorm"
+    assert len(mixer.k_proj.fcs) == 1 and mixer.k_proj.fc1.weight.shape == (32, 16) and "fc" in mixer.v_proj
+    assert model.args.mixer_args.to_dict() == options
+
+
+def test_options_of_older_config_files_and_recipes_still_load():
+    """config.json written before mixer_args kept the options of every mixer at the top level."""
+    old = {**BASE, "mixer": "conv", "num_latents": 64, "grid_side": 0, "conv_kernel": 5, "conv_depthwise": True}
+    args = build(old).args
+    assert args.mixer_args == mixers.ConvConfig(grid_side=0, kernel=5, depthwise=True)
+    from hrm_mlx.train import resolve_config
+
+    recipe = {"task": "sudoku", "model": {**BASE, "mixer": "flare", "num_latents": 8}}
+    assert resolve_config(recipe).model["mixer_args"] == {"num_latents": 8}
+    with pytest.raises(HrmMlxError, match="model.conv_kernel is an option of another mixer"):
+        resolve_config({"task": "sudoku", "model": {**BASE, "conv_kernel": 5}})
+    with pytest.raises(HrmMlxError, match="unknown config key 'model.mixer_args.nope'"):
+        resolve_config(recipe, ["model.mixer_args.nope=1"])
 
 
 @pytest.mark.parametrize("family", ["hrm", "trm"])
@@ -84,7 +121,7 @@ def test_flare_mixer_swaps_the_attention_of_every_block_and_trains(family):
     from hrm_mlx.models import act
     from hrm_mlx.models.flare import FlareMixer
 
-    config = dict(BASE, family=family, mixer="flare", num_latents=8)
+    config = dict(BASE, family=family, mixer="flare", mixer_args={"num_latents": 8})
     if family == "hrm":
         config.update(H_cycles=1, L_cycles=1, H_layers=1, L_layers=1)
     model = build(config)

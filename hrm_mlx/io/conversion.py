@@ -287,8 +287,7 @@ def _convert_official(source: Path, repo: str | None, config, task_flag, seq_len
     defaults = {f.name: f.default for f in dataclasses.fields(module.ModelArgs)}
     cfg = _infer(flat, weights, data_path, task, task_flag=task_flag, seq_len_flag=seq_len_flag, defaults=defaults,
                  notes=notes, where=where)
-    missing = [f.name for f in dataclasses.fields(module.ModelArgs)
-               if f.default is dataclasses.MISSING and f.name not in cfg]
+    missing = [name for name in module.ModelArgs.required() if name not in cfg]
     if missing:
         raise _missing_help(missing, described or where, described is not None)
     known = {f.name for f in dataclasses.fields(module.ModelArgs)}

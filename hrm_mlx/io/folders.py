@@ -17,6 +17,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from hrm_mlx import atomic, tasks
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.models.mixers import LEGACY_OPTIONS
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -47,51 +48,16 @@ def family_module(family: Any, where: str):
     return FAMILIES[family]
 
 
-def _check_field(name: str, kind: str, value: Any, where: str) -> None:
-    kind = kind.replace(" ", "")
-    if kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        want = "a non-negative integer"
-    elif kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        want = "a finite number"
-    elif kind == "str":
-        ok, want = isinstance(value, str), "a string"
-    else:
-        return
-    if not ok:
-        raise HrmMlxError(f"{where}: {name} must be {want}, not {value!r}")
-
-
-# Fields that must be positive (zero would break the model); other integers may be zero.
-_POSITIVE = ("seq_len", "vocab_size", "num_puzzle_identifiers", "hidden_size", "num_heads", "H_cycles",
-             "L_cycles", "halt_max_steps", "expansion", "rms_norm_eps", "rope_theta")
-
-
 def validate_config(config: Any, where: str = "config") -> dict:
-    """Check a config.json dict (format in the module docstring); return it. Raises one-line HrmMlxErrors."""
+    """Check a config.json dict (format in hrm_mlx.io): the family's ModelArgs (every field) and the task block;
+    return it. Raises one-line HrmMlxErrors."""
     if not isinstance(config, dict):
         raise HrmMlxError(f"{where}: must be a JSON object, not {type(config).__name__}")
     module = family_module(config.get("family", "hrm"), where)
-    args_cls = module.ModelArgs
-    fields = dataclasses.fields(args_cls)
-    missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in config]
-    if missing:
-        raise HrmMlxError(f"{where}: missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    for f in fields:
-        if f.name in config:
-            _check_field(f.name, getattr(f.type, "__name__", str(f.type)), config[f.name], where)
-            if f.name in _POSITIVE and not config[f.name] > 0:
-                raise HrmMlxError(f"{where}: {f.name} must be positive, not {config[f.name]!r}")
-    prob = config.get("halt_exploration_prob", 0)
-    if not 0 <= prob <= 1:
-        raise HrmMlxError(f"{where}: halt_exploration_prob must lie in [0, 1], not {prob!r}")
     try:
-        args_cls.from_dict(config)  # the family's own checks (pos_encodings, dtypes, divisibility, ...)
+        module.ModelArgs.from_dict(config)
     except HrmMlxError as error:
         raise HrmMlxError(f"{where}: {error}") from None
-    except (TypeError, ValueError, ZeroDivisionError) as error:
-        raise HrmMlxError(f"{where}: invalid model fields ({one_line(error)})") from None
     _validate_task(config.get("task"), where)
     return config
 
@@ -351,7 +317,9 @@ def save(model, config: dict, folder: str | os.PathLike, *, identifiers: list[st
     max_bytes = parse_size(max_shard_size)
     args = getattr(model, "args", None)
     fields = dataclasses.asdict(args) if args is not None and dataclasses.is_dataclass(args) else {}
-    # family first, then the model's own arguments (they win over the given config), then the rest (task, ...)
+    # family first, then the model's own arguments (they win over the given config), then the rest (task, ...);
+    # mixer options an older config.json kept at the top level are in mixer_args now
+    config = {key: value for key, value in config.items() if key not in LEGACY_OPTIONS}
     config = {"family": config.get("family", "hrm"), **config, **fields}
     config = {**{k: config[k] for k in ("family", *fields)}, **config}
     validate_config(config, "config")

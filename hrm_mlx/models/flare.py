@@ -327,16 +327,15 @@ class Flare(nn.Module):
 
 class FlareMixer(Flare):
     """FLARE as the token mixer of the HRM/TRM blocks: ``mixer(x, rope) -> y``, [B, S, D] -> [B, S, D].
-    ``rope`` is ignored (FLARE's latent routing has no positional encoding). Built by
-    ``layers.make_mixer("flare", hidden_size, num_heads, num_latents=..., ...)``: the FLARE options below are
-    taken from the keywords, the sequence-layout options other mixers need (seq_len, prefix_len, grid_side, ...)
-    are accepted and ignored. Same parameters and names as ``Flare`` (``latent_q``, ``k_proj``, ``v_proj``,
-    ``out_proj``); the weights are float32 masters cast to the activation dtype (e.g. bfloat16) at use."""
+    ``rope`` is ignored (FLARE's latent routing has no positional encoding). Built from a model config by
+    ``mixers.FlareConfig``, whose fields are the options below. Same parameters and names as ``Flare``
+    (``latent_q``, ``k_proj``, ``v_proj``, ``out_proj``); the weights are float32 masters cast to the activation
+    dtype (e.g. bfloat16) at use."""
 
     def __init__(self, hidden_size: int, num_heads: int, num_latents: int = 64, attn_scale: float | str = 1.0,
                  act: str | None = None, num_layers_k_proj: int = 3, num_layers_v_proj: int = 3,
                  k_proj_mlp_ratio: float = 1.0, v_proj_mlp_ratio: float = 1.0, qk_norm: bool = False,
-                 rmsnorm: bool = False, chunk_size: int | None = None, **_layout_options):
+                 rmsnorm: bool = False, chunk_size: int | None = None):
         super().__init__(hidden_size, num_heads, num_latents, attn_scale, act, num_layers_k_proj, num_layers_v_proj,
                          k_proj_mlp_ratio, v_proj_mlp_ratio, qk_norm, rmsnorm, chunk_size)
 

@@ -14,18 +14,28 @@ embedding, the heads and the initial states (recursive.py).
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import mlx.core as mx
 
+from hrm_mlx.config import Settings
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models.layers import Block, ReasoningModule
+from hrm_mlx.models.mixers import MixerConfig, mixer_class, options_from_legacy
 from hrm_mlx.models.recursive import RecursiveModel, block_flops, head_flops
 
 
 @dataclass
-class ModelArgs:
-    """The official HRM config (field names as in the official pydantic config and yaml files)."""
+class ModelArgs(Settings):
+    """The official HRM config (field names as in the official pydantic config and yaml files), and our token
+    mixer. Read with ``from_dict`` (every value checked; keys that are no field are ignored unless ``strict``)."""
+
+    kind: ClassVar[str] = "model field"
+    POSITIVE: ClassVar[tuple[str, ...]] = (
+        "seq_len", "vocab_size", "num_puzzle_identifiers", "hidden_size", "num_heads", "H_cycles", "L_cycles",
+        "halt_max_steps", "expansion", "rms_norm_eps", "rope_theta")  # zero would break the model
+    POS_ENCODINGS: ClassVar[tuple[str, ...]] = ("rope", "learned")  # the values the family's official code accepts
 
     seq_len: int
     vocab_size: int
@@ -45,28 +55,27 @@ class ModelArgs:
     rope_theta: float = 10000.0
     forward_dtype: str = "bfloat16"
     loss_type: str = "stablemax_cross_entropy"  # or "softmax_cross_entropy"
-    mixer: str = "attention"  # or "flare", or a structured mixer of layers.STRUCTURED_MIXERS ("conv", "grid_mask")
-    num_latents: int = 64  # FLARE mixer: latent queries per block
-    # Layout options of the structured mixers (unused by the official attention):
-    grid_side: int = 0  # side of the square grid behind seq_len; 0 = sqrt(seq_len)
-    conv_kernel: int = 3
-    conv_depthwise: bool = False
+    mixer: str = "attention"  # a key of mixers.MIXERS: the official attention, "flare", "conv", "grid_mask"
+    mixer_args: dict | MixerConfig = field(default_factory=dict)  # the mixer's options (its MixerConfig fields)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mixer_args, MixerConfig):
+            self.mixer_args = mixer_class(self.mixer).from_dict(self.mixer_args, "mixer_args.")
 
     @classmethod
-    def from_dict(cls, config: dict) -> "ModelArgs":
-        """Build from a config dict; keys that are not model fields (e.g. the official batch_size) are ignored."""
-        names = {f.name for f in fields(cls)}
-        required = {f.name for f in fields(cls) if f.default is MISSING}
-        missing = sorted(required - config.keys())
-        if missing:
-            raise HrmMlxError(f"model config lacks {', '.join(missing)}")
-        args = cls(**{k: v for k, v in config.items() if k in names})
-        args.validate()
-        return args
-
-    POS_ENCODINGS = ("rope", "learned")  # the values the family's official code accepts
+    def from_dict(cls, config: dict, prefix: str = "", *, strict: bool = False) -> "ModelArgs":
+        """Build from a config dict; with ``strict`` (a recipe) keys that are no field are errors, otherwise (a
+        config.json, which also holds the family, the task, ...) they are ignored."""
+        if isinstance(config.get("mixer", "attention"), str):
+            config = options_from_legacy(config.get("mixer", "attention"), config, strict)
+        return super().from_dict(config, prefix, strict=strict)
 
     def validate(self) -> None:
+        for name in self.POSITIVE:
+            if not getattr(self, name) > 0:
+                raise HrmMlxError(f"{name} must be positive, not {getattr(self, name)!r}")
+        if not 0 <= self.halt_exploration_prob <= 1:
+            raise HrmMlxError(f"halt_exploration_prob must lie in [0, 1], not {self.halt_exploration_prob!r}")
         if self.pos_encodings not in self.POS_ENCODINGS:
             raise HrmMlxError(f"pos_encodings must be one of {', '.join(map(repr, self.POS_ENCODINGS))}, "
                               f"not {self.pos_encodings!r}")
@@ -76,45 +85,29 @@ class ModelArgs:
             raise HrmMlxError(f"unknown loss_type {self.loss_type!r}")
         if self.hidden_size % self.num_heads:
             raise HrmMlxError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        if self.mixer == "flare" and self.num_latents < 1:
-            raise HrmMlxError(f"the FLARE mixer needs num_latents >= 1, not {self.num_latents}")
-        if self.mixer not in ("attention", "flare"):
-            from hrm_mlx.models.layers import STRUCTURED_MIXERS, grid_layout
-
-            if self.mixer not in STRUCTURED_MIXERS:
-                raise HrmMlxError(f"unknown mixer {self.mixer!r}; known: attention, flare, "
-                                  f"{', '.join(STRUCTURED_MIXERS)}")
-            try:
-                grid_layout(self.seq_len, self.grid_side)
-            except ValueError as error:
-                raise HrmMlxError(f"mixer {self.mixer!r}: {error}") from None
-
-    @property
-    def mixer_options(self) -> dict:
-        """What a token mixer needs to know about the sequence layout (see layers.make_mixer)."""
-        return {"seq_len": self.seq_len, "prefix_len": self.puzzle_emb_len, "grid_side": self.grid_side,
-                "conv_kernel": self.conv_kernel, "conv_depthwise": self.conv_depthwise,
-                "num_latents": self.num_latents}
+        try:
+            self.mixer_args.check_layout(self.seq_len)
+        except HrmMlxError as error:
+            raise HrmMlxError(f"mixer {self.mixer!r}: {error}") from None
 
     @property
     def puzzle_emb_len(self) -> int:
         """Number of sequence positions the puzzle embedding occupies (ceil(puzzle_emb_ndim / hidden_size))."""
         return -(self.puzzle_emb_ndim // -self.hidden_size)
 
+    def blocks(self, n: int) -> list[Block]:
+        """n post-norm blocks with the configured token mixer."""
+        return [Block(self.hidden_size, self.expansion, self.rms_norm_eps,
+                      self.mixer_args.build(self.hidden_size, self.num_heads, self.seq_len, self.puzzle_emb_len))
+                for _ in range(n)]
+
 
 class Model(RecursiveModel):
     """HRM's two reasoning levels on the shared embedding, heads and initial states (recursive.py)."""
 
     def build_levels(self) -> None:
-        args = self.args
-        H = args.hidden_size
-
-        def blocks(n: int) -> list[Block]:
-            return [Block(H, args.num_heads, args.expansion, args.rms_norm_eps, args.mixer, args.mixer_options)
-                    for _ in range(n)]
-
-        self.H_level = ReasoningModule(blocks(args.H_layers))
-        self.L_level = ReasoningModule(blocks(args.L_layers))
+        self.H_level = ReasoningModule(self.args.blocks(self.args.H_layers))
+        self.L_level = ReasoningModule(self.args.blocks(self.args.L_layers))
 
     # -- one ACT step ------------------------------------------------------------------------------------------
     def __call__(self, state, inputs: mx.array, puzzle_rows: mx.array | None):
@@ -144,5 +137,5 @@ def flops_per_step(args: ModelArgs, batch_size: int) -> float:
     multiply-add), the usual convention for achieved-FLOP/s figures."""
     block_calls = args.H_cycles * (args.L_cycles * args.L_layers + args.H_layers)
     per_block = block_flops(batch_size, args.seq_len + args.puzzle_emb_len, args.hidden_size, args.expansion,
-                            mixer=args.mixer, num_latents=args.num_latents)
+                            mixer=args.mixer_args)
     return block_calls * per_block + head_flops(batch_size, args.seq_len, args.hidden_size, args.vocab_size)

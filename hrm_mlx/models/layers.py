@@ -2,7 +2,8 @@
 SwiGLU, the post-norm transformer block and the token mixers behind one interface.
 
 A token mixer maps hidden states [B, S, D] to [B, S, D], mixing information across positions; the blocks call
-``mixer(x, rope)`` and never look inside, so a config switch swaps official attention for another mixer.
+``mixer(x, rope)`` and never look inside, so a config switch swaps official attention for another mixer
+(hrm_mlx.models.mixers names them and holds their options).
 """
 
 from __future__ import annotations
@@ -203,27 +204,13 @@ class SwiGLU(nn.Module):
         return self.down_proj(silu_times(gate, up))
 
 
-def make_mixer(kind: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
-    """A token mixer by name. ``options`` carry the sequence layout the structured mixers need (seq_len,
-    prefix_len, grid_side, ...; see ``make_structured_mixer``); official attention ignores them."""
-    if kind == "attention":
-        return Attention(hidden_size, num_heads)
-    if kind in STRUCTURED_MIXERS:
-        return make_structured_mixer(kind, hidden_size, num_heads, **options)
-    if kind == "flare":  # FLARE latent routing (flare.py); options: num_latents, attn_scale, ... (layout ignored)
-        from hrm_mlx.models.flare import FlareMixer
-        return FlareMixer(hidden_size, num_heads, **options)
-    raise ValueError(f"unknown token mixer {kind!r}")
-
-
 class Block(nn.Module):
-    """Post-norm transformer block: x = norm(x + mix(x)); x = norm(x + mlp(x))."""
+    """Post-norm transformer block: x = norm(x + mix(x)); x = norm(x + mlp(x)). ``mixer`` is the token mixer
+    (hrm_mlx.models.mixers builds it from the config)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, expansion: float, norm_eps: float, mixer: str,
-                 mixer_options: dict | None = None):
+    def __init__(self, hidden_size: int, expansion: float, norm_eps: float, mixer: nn.Module):
         super().__init__()
-        # official name, whatever the mixer
-        self.self_attn = make_mixer(mixer, hidden_size, num_heads, **(mixer_options or {}))
+        self.self_attn = mixer  # the official name, whatever the mixer
         self.mlp = SwiGLU(hidden_size, expansion)
         self.norm_eps = norm_eps
 
@@ -248,10 +235,8 @@ class ReasoningModule(nn.Module):
 
 # -- structured token mixers (not in the official models) -------------------------------------------------------
 # Both see the sequence as [prefix positions (puzzle embedding) | grid cells in row-major order] and exploit the
-# grid: they make small models learn grid puzzles on a CPU in minutes. Config: ModelArgs.mixer = "conv" or
-# "grid_mask" ("sudoku_attention" is an alias), with grid_side (0: sqrt(seq_len)), conv_kernel, conv_depthwise.
-
-STRUCTURED_MIXERS = ("conv", "grid_mask", "sudoku_attention")
+# grid: they make small models learn grid puzzles on a CPU in minutes. Config: mixer "conv" or "grid_mask" with
+# their options (hrm_mlx.models.mixers).
 
 
 def grid_layout(seq_len: int, grid_side: int = 0) -> int:
@@ -260,15 +245,6 @@ def grid_layout(seq_len: int, grid_side: int = 0) -> int:
     if side * side != seq_len:
         raise ValueError(f"seq_len {seq_len} is not a {side}x{side} grid; set grid_side")
     return side
-
-
-def make_structured_mixer(kind: str, hidden_size: int, num_heads: int, *, seq_len: int, prefix_len: int = 0,
-                          grid_side: int = 0, conv_kernel: int = 3, conv_depthwise: bool = False,
-                          **_ignored) -> nn.Module:
-    side = grid_layout(seq_len, grid_side)
-    if kind == "conv":
-        return GridConv(hidden_size, num_heads, side, prefix_len, conv_kernel, conv_depthwise)
-    return GridMaskAttention(hidden_size, num_heads, side, prefix_len)
 
 
 class GridConv(nn.Module):
@@ -368,7 +344,7 @@ class TokenMLPBlock(nn.Module):
     """TRM's ``mlp_t`` block (the MLP-mixer variant used for Sudoku): the token mixer is a SwiGLU applied along
     the sequence axis (its width is the sequence length, prefix included), followed by a post-norm that
     normalises over the *sequence* axis per channel; then the usual channel SwiGLU with the usual norm over the
-    hidden axis. Not a ``make_mixer`` mixer, because its first norm is not the hidden-axis norm of ``Block``.
+    hidden axis. Not a token mixer of ``Block``, because its first norm is not the hidden-axis norm of ``Block``.
     Official names: ``mlp_t`` (token MLP) and ``mlp`` (channel MLP). No positional information is needed (the
     token MLP's weights are position-specific), so ``rope`` is ignored."""
 

@@ -129,19 +129,18 @@ class RecursiveModel(nn.Module):
 
 
 def block_flops(batch_size: int, length: int, hidden_size: int, expansion: float, *, mlp_t: bool = False,
-                mixer: str = "attention", num_latents: int = 0) -> float:
+                mixer=None) -> float:
     """Matmul FLOPs (2 per multiply-add) of one block application on [batch_size, length, hidden_size]:
-    the token mixer (attention with its projections, FLARE, or TRM's token MLP) plus the channel SwiGLU.
-    The structured grid mixers are counted as attention (an upper bound)."""
+    the token mixer (``mixer``, a mixers.MixerConfig, or TRM's token MLP) plus the channel SwiGLU."""
+    from hrm_mlx.models.mixers import AttentionConfig
+
     tokens = batch_size * length
     H = hidden_size
     channel = 2 * tokens * H * 3 * swiglu_width(H, expansion)
     if mlp_t:
         token_mix = 2 * batch_size * H * length * 3 * swiglu_width(length, expansion)
-    elif mixer == "flare":  # ten K/V MLP layers and out_proj, then encode and decode through M latents
-        token_mix = 2 * tokens * 11 * H * H + 8 * batch_size * length * num_latents * H
     else:
-        token_mix = 2 * tokens * H * 4 * H + 4 * batch_size * length * length * H  # QKV + O, scores and values
+        token_mix = (mixer or AttentionConfig()).flops(batch_size, length, H)
     return token_mix + channel
 
 

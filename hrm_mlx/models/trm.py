@@ -19,12 +19,13 @@ default) training halts on q_halt > 0 alone and learns no Q-continue value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import mlx.core as mx
 
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import hrm
-from hrm_mlx.models.layers import Block, ReasoningModule, TokenMLPBlock
+from hrm_mlx.models.layers import ReasoningModule, TokenMLPBlock
 from hrm_mlx.models.recursive import RecursiveModel, block_flops, head_flops
 
 
@@ -39,24 +40,23 @@ class ModelArgs(hrm.ModelArgs):
     trm.py crashes in that setting (it unpacks five values from its three-value inner forward).
     ``pos_encodings`` may also be "none" (no position information, as the official Sudoku mlp_t runs use)."""
 
-    POS_ENCODINGS = ("rope", "learned", "none")
+    POS_ENCODINGS: ClassVar[tuple[str, ...]] = ("rope", "learned", "none")
 
     mlp_t: bool = False
     puzzle_emb_len: int = 16
     no_ACT_continue: bool = True
 
     def __post_init__(self) -> None:
-        if hasattr(super(), "__post_init__"):
-            super().__post_init__()
+        super().__post_init__()
         if self.puzzle_emb_len == 0:
             self.puzzle_emb_len = -(self.puzzle_emb_ndim // -self.hidden_size)
 
     def validate(self) -> None:
+        if self.H_cycles < 1 or self.L_cycles < 1:
+            raise HrmMlxError("H_cycles and L_cycles must be at least 1")
         super().validate()
         if self.mlp_t and self.mixer != "attention":
             raise HrmMlxError(f"mlp_t replaces the token mixer; it cannot be combined with mixer {self.mixer!r}")
-        if self.H_cycles < 1 or self.L_cycles < 1:
-            raise HrmMlxError("H_cycles and L_cycles must be at least 1")
         if self.puzzle_emb_ndim == 0 and self.puzzle_emb_len:
             raise HrmMlxError("puzzle_emb_len > 0 needs a puzzle embedding (puzzle_emb_ndim > 0); "
                               "set puzzle_emb_len to 0 for none")
@@ -75,8 +75,7 @@ class Model(RecursiveModel):
             length = args.seq_len + args.puzzle_emb_len
             blocks = [TokenMLPBlock(H, length, args.expansion, args.rms_norm_eps) for _ in range(args.L_layers)]
         else:
-            blocks = [Block(H, args.num_heads, args.expansion, args.rms_norm_eps, args.mixer, args.mixer_options)
-                      for _ in range(args.L_layers)]
+            blocks = args.blocks(args.L_layers)
         self.L_level = ReasoningModule(blocks)
 
     @property
@@ -111,5 +110,5 @@ def flops_per_step(args: ModelArgs, batch_size: int) -> float:
     L_layers blocks, plus the output head."""
     block_calls = args.H_cycles * (args.L_cycles + 1) * args.L_layers
     per_block = block_flops(batch_size, args.seq_len + args.puzzle_emb_len, args.hidden_size, args.expansion,
-                            mlp_t=args.mlp_t, mixer=args.mixer, num_latents=args.num_latents)
+                            mlp_t=args.mlp_t, mixer=args.mixer_args)
     return block_calls * per_block + head_flops(batch_size, args.seq_len, args.hidden_size, args.vocab_size)

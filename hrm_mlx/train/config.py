@@ -73,8 +73,7 @@ class RunConfig:
         if not isinstance(raw.get("model"), dict):
             raise HrmMlxError("a recipe needs a model section (an object of model config fields)")
         task = tasks.get(raw.get("task"))
-        model = copy.deepcopy(raw["model"])
-        _check_model_keys(model)
+        model = _checked_model(copy.deepcopy(raw["model"]))
         train = copy.deepcopy(raw.get("train") or {})
         if not isinstance(train, dict):
             raise HrmMlxError("train must be an object of training settings")
@@ -87,16 +86,21 @@ class RunConfig:
                 "model": copy.deepcopy(self.model), "train": self.train.to_dict()}
 
 
-def _check_model_keys(model: dict) -> None:
+def _checked_model(model: dict) -> dict:
+    """A recipe's model section with its keys and values checked (the family's ModelArgs fields and the mixer's
+    options; the data add seq_len, vocab_size and num_puzzle_identifiers later)."""
     from hrm_mlx.models import FAMILIES
+    from hrm_mlx.models.mixers import mixer_class, options_from_legacy
 
     family = model.get("family", "hrm")
     if family not in FAMILIES:
         raise HrmMlxError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    fields = {f for f in FAMILIES[family].ModelArgs.__dataclass_fields__} | {"family"}
-    unknown = sorted(set(model) - fields)
-    if unknown:
-        raise HrmMlxError(f"unknown config key 'model.{unknown[0]}' for the {family} family")
+    mixer = model.get("mixer", "attention")
+    if isinstance(mixer, str):
+        model = options_from_legacy(mixer, model, strict=True)
+    FAMILIES[family].ModelArgs.check_partial({k: v for k, v in model.items() if k != "family"}, "model.")
+    mixer_class(mixer).check_partial(model.get("mixer_args", {}), "model.mixer_args.")
+    return model
 
 
 def load_recipe(name_or_path: str) -> dict:
