@@ -25,8 +25,20 @@ def _register() -> None:
         module.register(app)
 
 
+def _show_library_notes() -> None:
+    """What the library logs at INFO (e.g. a checkpoint converted on first use) goes to stderr, one line each."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("hrm-mlx: %(message)s"))
+    library = logging.getLogger("hrm_mlx")
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+
+
 def main() -> None:
     _register()
+    _show_library_notes()
     try:
         app()
     except HrmMlxError as error:

@@ -2,10 +2,9 @@
 (Pillow, the ``animate`` extra) or as an HTML page with the frames as inline SVG and a slider (works offline,
 needs nothing).
 
-A frame is a grid of cells and a caption (step, halt confidence, the checker's verdict). Sudoku: givens on grey,
-the model's digits in blue, cells changed at this step on yellow. Maze: walls, open cells, start, goal and the
-path the model draws; changed cells framed in red, so the path is seen growing. ARC: the ARC palette; changed
-cells framed in white. ``frames`` builds them from a trace, ``image`` and ``svg`` draw one, ``write`` saves all.
+A frame is a grid of cells and a caption (step, halt confidence, the checker's verdict); the task draws the cells
+(``Task.frame``: e.g. Sudoku's givens on grey, the maze's path growing with its changed cells framed). ``frames``
+builds them from a trace, ``image`` and ``svg`` draw one, ``write`` saves all.
 """
 
 from __future__ import annotations
@@ -16,11 +15,8 @@ from pathlib import Path
 
 from hrm_mlx.errors import HrmMlxError
 
-ARC_PALETTE = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
-               "#870C25"]
-MAZE_COLOURS = {1: "#2b2b2b", 2: "#ffffff", 3: "#2ecc40", 4: "#ff4136", 5: "#ffb000"}
 UNKNOWN = "#bbbbbb"  # a token that is no symbol of the task
-GIVEN, FILLED, CHANGED = "#dddddd", "#ffffff", "#ffd966"
+GIVEN, FILLED, CHANGED = "#dddddd", "#ffffff", "#ffd966"  # the cells of a grid of digits (Sudoku)
 DIGIT, GIVEN_DIGIT = "#1f5fbf", "#000000"
 FRAME_MS, LAST_FRAME_MS = 500, 2000
 FORMATS = (".gif", ".html")
@@ -47,30 +43,14 @@ def caption(step, total: int | None = None) -> str:
     return f"step {step.step}{f'/{total}' if total else ''}   halt {step.halt_confidence:.2f}   {verdict}"
 
 
-def frames(task: str, puzzle, trace: list) -> list[Frame]:
-    """One frame per step of ``trace`` (TraceSteps of ``puzzle``, a puzzle of ``task``)."""
-    import numpy as np
+def frames(task, puzzle, trace: list) -> list[Frame]:
+    """One frame per step of ``trace`` (TraceSteps of ``puzzle``); ``task`` (a Task or its name) draws the cells."""
+    from hrm_mlx import tasks
 
+    task = tasks.get(task) if isinstance(task, str) else task
     out = []
     for step in trace:
-        grid, changed = np.asarray(step.answer), set(step.changed)
-        if task == "sudoku":
-            givens = np.asarray(puzzle.grid)
-            cells = [[Cell(GIVEN, str(int(givens[r, c])), GIVEN_DIGIT) if givens[r, c] else
-                      Cell(CHANGED if (r, c) in changed else FILLED, str(int(v)) if 1 <= v <= 9 else "", DIGIT)
-                      for c, v in enumerate(row)] for r, row in enumerate(grid)]
-            block = (3, 3)
-        elif task == "maze":
-            cells = [[Cell(MAZE_COLOURS.get(int(v), UNKNOWN), outline="#d62728" if (r, c) in changed else None)
-                      for c, v in enumerate(row)] for r, row in enumerate(grid)]
-            block = None
-        elif task == "arc":
-            cells = [[Cell(ARC_PALETTE[int(v)] if 0 <= v < len(ARC_PALETTE) else UNKNOWN,
-                           outline="#ffffff" if (r, c) in changed else None)
-                      for c, v in enumerate(row)] for r, row in enumerate(grid)]
-            block = None
-        else:
-            raise HrmMlxError(f"no pictures for task {task!r}")
+        cells, block = task.frame(puzzle, step.answer, set(step.changed))
         out.append(Frame(cells, caption(step, len(trace)), block))
     return out
 
@@ -177,7 +157,7 @@ def write(path: str | Path, all_frames: list[Frame], title: str = "hrm-mlx: thin
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise HrmMlxError(f"{path}: --animate writes {' or '.join(FORMATS)} files")
+        raise HrmMlxError(f"{path}: an animation is written as {' or '.join(FORMATS)}")
     if not all_frames:
         raise HrmMlxError(f"{path}: no steps to draw")
     if suffix == ".html":

@@ -13,14 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
+from hrm_mlx.tasks.base import Task
 
 CARD_FILE = "README.md"
 LIBRARY_NAME = "mlx"
 OWN_LICENSE = "apache-2.0"  # hrm-mlx's license: models it trains or ships carry it
 UNKNOWN_LICENSE = "unknown"  # the Hub's value when the source of a converted model declares none
-TASK_NAMES = {"sudoku": "Sudoku", "maze": "Maze shortest path", "arc": "ARC-AGI"}
 _USE_START, _USE_END = "<!-- hrm-mlx:use -->", "<!-- /hrm-mlx:use -->"
+
+
+def _title(task: str | None) -> str | None:
+    """The task in words, for a task hrm-mlx knows."""
+    return tasks.get(task).title if task in tasks.names() else None
 
 
 @dataclass
@@ -55,7 +61,7 @@ def metadata(config: dict, *, base_model: str | None = None, license: str | None
     family = config.get("family", "hrm")
     task = (config.get("task") or {}).get("name")
     tags = ["mlx", "hrm-mlx", family, *([task] if task else []), *(["flare"] if config.get("mixer") == "flare" else [])]
-    results = [EvalResult(task_type=task or "other", task_name=TASK_NAMES.get(task, "puzzle solving"),
+    results = [EvalResult(task_type=task or "other", task_name=_title(task) or "puzzle solving",
                           dataset_type="puzzles", dataset_name=a.dataset, metric_type="accuracy",
                           metric_value=round(float(a.value), 4), metric_name=a.metric) for a in accuracy]
     return ModelCardData(library_name=LIBRARY_NAME, tags=tags, base_model=base_model, license=license or OWN_LICENSE,
@@ -66,7 +72,7 @@ def metadata(config: dict, *, base_model: str | None = None, license: str | None
 
 def usage(where: str, task: str | None) -> str:
     """The usage block: solve an example and load the model in Python, from ``where`` (a repo id or a folder)."""
-    example = {"sudoku": "examples/sudoku.txt", "maze": "examples/maze.txt", "arc": "TASK.json"}.get(task, "PUZZLE")
+    example = tasks.get(task).example if task in tasks.names() else Task.example
     return "\n".join([
         _USE_START, "## Use", "", "```bash", "pip install hrm-mlx", f"hrm-mlx solve {example} --model {where}",
         "```", "", "```python", "import hrm_mlx", "", f'model, config = hrm_mlx.load("{where}")', "```",
@@ -78,8 +84,8 @@ def body(config: dict, *, params: int | None = None, where: str = ".", provenanc
     """The card's Markdown text."""
     family = config.get("family", "hrm").upper()
     task = (config.get("task") or {}).get("name")
-    lines = [f"# {family} {TASK_NAMES.get(task, 'model').lower() if task else 'model'} for MLX", ""]
-    lines += [description or f"A {family} recursive reasoning model{f' for {TASK_NAMES[task]}' if task else ''} "
+    lines = [f"# {family} {(_title(task) or 'model').lower()} for MLX", ""]
+    lines += [description or f"A {family} recursive reasoning model{f' for {_title(task)}' if _title(task) else ''} "
               "in hrm-mlx's model folder format (config.json + safetensors, for Apple's MLX).", ""]
     facts = [f"{params:,} parameters" if params else None,
              f"H_cycles {config.get('H_cycles')}, L_cycles {config.get('L_cycles')}, "
@@ -140,7 +146,7 @@ def for_repo(card, repo: str) -> str:
     """The text of ``card`` (a huggingface_hub.ModelCard) with its usage block naming ``repo``: what
     ``hrm-mlx upload`` publishes."""
     tags = card.data.tags or []
-    block = usage(repo, next((t for t in TASK_NAMES if t in tags), None))
+    block = usage(repo, next((t for t in tasks.names() if t in tags), None))
     text = str(card)
     if _USE_START in text and _USE_END in text:
         start, end = text.index(_USE_START), text.index(_USE_END) + len(_USE_END)

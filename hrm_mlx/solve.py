@@ -1,6 +1,13 @@
-"""From puzzles to checked answers: encode with the task module, run the ACT loop, decode, check.
+"""From puzzle files to checked answers: read, validate, encode with the task, run the ACT loop, decode, check.
 
-Puzzles of one task are solved in batches. Each puzzle thinks for as many ACT steps as it needs, up to a budget:
+``solve_files`` is the whole pipeline of ``hrm-mlx solve`` (the command line only renders what it reports):
+puzzle files are read and their task detected, each task's puzzles go to a model (the one shipped for the task by
+default), every puzzle gives a ``Result`` (its ``Solution``, or why it could not be solved) as soon as its batch is
+done, and each task a ``TaskSummary`` (with its submission file and scores, for tasks that have them). ``Solver``
+solves puzzles already in memory with a loaded model.
+
+Puzzles of one task are solved in batches of rows (``Task.queries``: one per puzzle; ARC: one per learned version
+of each test input, which then vote). Each puzzle thinks for as many ACT steps as it needs, up to a budget:
 by default it stops once its answer has stayed the same for ``STABLE_STEPS`` steps and its halt head agrees
 (``stop="stable"``), within ``THINK_LONGER`` times the steps the model was trained with, scaled by the grid's
 area when a model that runs at any size meets a grid larger than its training canvas (information crosses a maze
@@ -15,8 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from importlib import resources
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import mlx.core as mx
 import numpy as np
@@ -24,6 +32,7 @@ import numpy as np
 from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
+from hrm_mlx.tasks.base import Answer
 from hrm_mlx.trace import Recorder, TraceStep, token_confidence
 
 STOP_RULES = {
@@ -36,10 +45,11 @@ THINK_LONGER = 4
 ANY_SIZE_LIMIT = 256  # largest grid side solved by a model that runs at any size (memory, not parameters)
 
 
+
 @dataclass
 class Solution:
     puzzle: object
-    answer: np.ndarray
+    answer: object
     solved: bool
     reason: str
     steps: int
@@ -52,7 +62,7 @@ def shipped_model(task: str) -> Path:
     """The model folder shipped for ``task`` inside the package (weights/<task>/)."""
     folder = Path(str(resources.files("hrm_mlx.weights") / task))
     if not (folder / "config.json").is_file():
-        raise HrmMlxError(f"no shipped model for task {task!r}; pass --model PATH_OR_REPO")
+        raise HrmMlxError(f"no shipped model for task {task!r}; give a model")
     return folder
 
 
@@ -64,7 +74,7 @@ def task_of(config: dict, model=None) -> tuple[tasks.Task, dict]:
         raise HrmMlxError("the model's config.json does not say which task it solves (no task.name)")
     task = tasks.get(info["name"])
     options = task.options(info)
-    if model is not None and model.runs_at_any_size and "canvas" in options:
+    if model is not None and model.runs_at_any_size and task.any_size:
         options["canvas"] = ANY_SIZE_LIMIT
     return task, options
 
@@ -78,19 +88,19 @@ def step_budget(model, trained_canvas: int | None = None, canvas: int | None = N
 
 
 def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_steps: int, stop: str = "never",
-            given: np.ndarray | None = None,
-            on_step: Callable | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            given: np.ndarray | None = None, on_step: Callable | None = None,
+            eval_step: Callable | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the ACT loop on one batch for at most ``max_steps`` steps, each row until ``stop`` (a STOP_RULES
     key) ends it. ``given`` (bool, like ``inputs``) marks cells whose input token is the answer (a model
     trained without loss on them predicts anything there). Returns (predicted tokens at each row's last step
     [B, seq], steps used [B], sigmoid(q_halt) per step [B, steps run]). ``on_step(t, tokens [B, seq], token
     confidence [B, seq], sigmoid(q_halt) [B], running [B])`` sees every step (``running``: the rows still
-    thinking at step t)."""
+    thinking at step t). ``eval_step``: the model's compiled step (act.make_eval_step) to reuse across batches."""
     if stop not in STOP_RULES:
         raise HrmMlxError(f"unknown stop rule {stop!r}; known: {', '.join(STOP_RULES)}")
     batch = {"inputs": mx.array(inputs, dtype=mx.int32), "labels": mx.zeros(inputs.shape, dtype=mx.int32),
              "puzzle_identifiers": mx.array(puzzle_identifiers, dtype=mx.int32)}
-    step = _eval_step(model, max_steps)
+    step = eval_step or act.make_eval_step(model, halt_max_steps=max_steps)
     carry = act.initial_carry(model, batch)
     predictions = np.zeros(inputs.shape, dtype=np.int32)
     stopped = np.zeros(len(inputs), dtype=bool)
@@ -122,138 +132,284 @@ def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_st
     return predictions, steps_used, np.stack(confidence, axis=1)
 
 
-_compiled_steps: dict = {}
+class Solver:
+    """A model ready to solve puzzles of its task: ``validate`` one, ``solve`` many. ``identifiers`` are the model's
+    puzzle names (io.load_identifiers; ARC models answer only the tasks named there, with up to ``num_aug`` of
+    their learned versions voting). ``max_steps`` overrides the step budget and ``stop`` (a STOP_RULES key) ends a
+    puzzle's thinking; a task solved as the official evaluation (ARC's voting) always runs the trained steps."""
 
+    def __init__(self, model, config: dict, identifiers: list[str] | None = None, *, max_steps: int | None = None,
+                 stop: str = "stable", batch_size: int = 64, num_aug: int = 8):
+        if stop not in STOP_RULES:
+            raise HrmMlxError(f"unknown stop rule {stop!r}; known: {', '.join(STOP_RULES)}")
+        self.model, self.batch_size, self.max_steps = model, batch_size, max_steps
+        self.task, self.limits = task_of(config, model)
+        info = config.get("task") or {}
+        self.options = self.task.options(info)  # encoding options: the canvas the model was trained on
+        # A model that runs at any size solves each batch on the canvas of its largest grid; batches of similar
+        # sizes waste the least work.
+        self.any_size = model.runs_at_any_size and self.task.any_size and "canvas" in self.options
+        self.free_only = info.get("supervise") == "free"
+        self.stop = "never" if self.task.fixed_steps else stop
+        self.context = self.task.solver_context(identifiers, num_aug)
+        self._steps: dict[int, Callable] = {}  # compiled eval steps by budget, for this model only
 
-def _eval_step(model, halt_max_steps: int):
-    key = (id(model), halt_max_steps)
-    if key not in _compiled_steps:
-        _compiled_steps[key] = act.make_eval_step(model, halt_max_steps=halt_max_steps)
-    return _compiled_steps[key]
+    def validate(self, puzzle) -> None:
+        """Raise HrmMlxError when the model cannot solve ``puzzle``."""
+        self.task.validate(puzzle, **self.limits)
+        self.task.check_solvable(puzzle, self.context)
 
+    def rows(self, puzzles: list) -> int:
+        """How many model rows the puzzles take (progress totals)."""
+        return sum(len(self.task.queries(puzzle, self.context)) for puzzle in puzzles)
 
-def solve(model, config: dict, puzzles: list, *, max_steps: int | None = None, stop: str = "stable",
-          batch_size: int = 64, on_batch: Callable[[int], None] | None = None, trace: bool = False,
-          on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
-    """Solve puzzles of the model's task (validated beforehand with ``task_of(config, model)``'s options).
-    ``max_steps`` overrides the step budget; ``on_batch(n)`` reports progress; ``trace`` keeps each puzzle's
-    steps in ``Solution.trace``; ``on_step(puzzle index, step)`` sees every step of every puzzle as it runs."""
-    task, encoding = task_of(config)
-    trained_canvas = encoding.get("canvas")
-    # A model that runs at any size solves each batch on the canvas of its largest grid; batches of similar
-    # sizes waste the least work.
-    any_size = trained_canvas is not None and model.runs_at_any_size
-    order = sorted(range(len(puzzles)), key=lambda i: task.side(puzzles[i])) if any_size else range(len(puzzles))
-    order = list(order)
-    free_only = (config.get("task") or {}).get("supervise") == "free"
-    solutions: list = [None] * len(puzzles)
-    for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
-        chunk = [puzzles[i] for i in indices]
-        options = dict(encoding)
-        if any_size:
-            options["canvas"] = max(task.side(p) for p in chunk)
-        inputs = np.stack([task.encode(p, **options) for p in chunk])
-        budget = max_steps or step_budget(model, trained_canvas, options.get("canvas"))
-        given = ~task.free_cells(inputs) if free_only else None
-        recorder = None
+    def budget(self, canvas: int | None) -> int:
+        if self.max_steps:
+            return self.max_steps
+        if self.task.fixed_steps:
+            return self.model.args.halt_max_steps
+        return step_budget(self.model, self.options.get("canvas"), canvas)
+
+    def _eval_step(self, budget: int) -> Callable:
+        if budget not in self._steps:
+            self._steps[budget] = act.make_eval_step(self.model, halt_max_steps=budget)
+        return self._steps[budget]
+
+    def solve(self, puzzles: list, *, trace: bool = False, on_step: Callable[[int, TraceStep], None] | None = None,
+              on_batch: Callable[[int], None] | None = None) -> list[Solution]:
+        """Solutions of ``puzzles`` (validated beforehand), in their order (see ``iter_solve``)."""
+        solutions: list = [None] * len(puzzles)
+        for index, solution in self.iter_solve(puzzles, trace=trace, on_step=on_step, on_batch=on_batch):
+            solutions[index] = solution
+        return solutions
+
+    def iter_solve(self, puzzles: list, *, trace: bool = False,
+                   on_step: Callable[[int, TraceStep], None] | None = None,
+                   on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[int, Solution]]:
+        """(index, Solution) of each puzzle, in order, as soon as it and those before it are done (a model that runs
+        at any size solves the puzzles from the smallest grid up). ``trace`` keeps each puzzle's steps in
+        ``Solution.trace``; ``on_step(puzzle index, step)`` sees every step as it runs; ``on_batch(n)`` counts
+        the rows done."""
+        task = self.task
+        queries = [task.queries(puzzle, self.context) for puzzle in puzzles]
+        rows = [(p, k, query) for p, mine in enumerate(queries) for k, query in enumerate(mine)]
+        if self.any_size:
+            rows.sort(key=lambda row: task.side(row[2].item))
+        followed = set()
         if trace or on_step is not None:
-            recorder = Recorder(lambda row, t: task.decode(t, chunk[row]), lambda row, g: task.check(chunk[row], g),
-                                {row: task.decode(tokens, p) for row, (tokens, p) in enumerate(zip(inputs, chunk))},
-                                None if on_step is None else lambda row, s: on_step(indices[row], s))
-        tokens, steps, confidence = run_act(model, inputs, np.zeros(len(chunk), dtype=np.int32),
-                                            max_steps=budget, stop=stop, given=given, on_step=recorder)
-        for i, puzzle, row in zip(indices, chunk, range(len(chunk))):
-            answer = task.decode(tokens[row], puzzle)
-            solved, reason = task.check(puzzle, answer)
-            solutions[i] = Solution(puzzle, answer, solved, reason, int(steps[row]),
-                                    [float(c) for c in confidence[row, :steps[row]]],
-                                    trace=recorder.traces[row] if trace else None)
-        if on_batch:
-            on_batch(len(chunk))
-    return solutions
+            followed = {(p, k) for p, puzzle in enumerate(puzzles)
+                        if (k := task.traced_query(puzzle, queries[p])) is not None}
+        answers: dict[int, dict[int, Answer]] = {p: {} for p in range(len(puzzles))}
+        traces: dict[int, list[TraceStep]] = {}
+        ready = 0  # puzzles are yielded in their order: all before this one are
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start:start + self.batch_size]
+            options = dict(self.options)
+            if self.any_size:
+                options["canvas"] = max(task.side(query.item) for _, _, query in chunk)
+            inputs = np.stack([task.encode_query(query.item, **options) for _, _, query in chunk])
+            given = ~task.free_cells(inputs) if self.free_only else None
+            recorder = self._recorder(puzzles, chunk, inputs, followed, on_step)
+            budget = self.budget(options.get("canvas"))
+            tokens, steps, confidence = run_act(
+                self.model, inputs, np.array([query.identifier for _, _, query in chunk], dtype=np.int32),
+                max_steps=budget, stop=self.stop, given=given, on_step=recorder, eval_step=self._eval_step(budget))
+            for row, (p, k, query) in enumerate(chunk):
+                answers[p][k] = Answer(query, tokens[row], int(steps[row]),
+                                       [float(c) for c in confidence[row, :steps[row]]])
+                if recorder is not None and row in recorder.traces:
+                    traces[p] = recorder.traces[row]
+            if on_batch:
+                on_batch(len(chunk))
+            while ready < len(puzzles) and len(answers[ready]) == len(queries[ready]):
+                yield ready, self._solution(puzzles[ready], [answers[ready][k] for k in range(len(queries[ready]))],
+                                            traces.get(ready) if trace else None)
+                ready += 1
+
+    def _recorder(self, puzzles, chunk, inputs, followed, on_step) -> Recorder | None:
+        task = self.task
+        mine = {row: (p, query) for row, (p, k, query) in enumerate(chunk) if (p, k) in followed}
+        if not mine:
+            return None
+        return Recorder(lambda row, t: task.trace_decode(puzzles[mine[row][0]], mine[row][1], t),
+                        lambda row, grid: task.trace_check(puzzles[mine[row][0]], grid),
+                        {row: task.trace_start(puzzles[p], query, inputs[row]) for row, (p, query) in mine.items()},
+                        None if on_step is None else lambda row, step: on_step(mine[row][0], step))
+
+    def _solution(self, puzzle, answers: list[Answer], trace: list[TraceStep] | None) -> Solution:
+        answer, attempts = self.task.combine(puzzle, answers)
+        solved, reason = self.task.verdict(puzzle, answer, attempts)
+        steps = max(a.steps for a in answers)
+        # per step, the mean halting confidence of the rows that ran it (one row: its own)
+        confidence = [float(np.mean([a.halt_confidence[t] for a in answers if t < a.steps])) for t in range(steps)]
+        return Solution(puzzle, answer, solved, reason, steps, confidence, attempts, trace)
 
 
-# -- ARC: augmentation voting ------------------------------------------------------------------------------------
-
-def arc_versions(identifiers: list[str] | None) -> dict[str, list[tuple[int, str]]]:
-    """Task id -> [(puzzle identifier, task name)] of the versions (original and augmented) the model was trained
-    on, original first. An ARC model knows a task only through these learned puzzle embeddings."""
-    from hrm_mlx.tasks import arc
-
-    versions: dict[str, list[tuple[int, str]]] = {}
-    for index, name in enumerate(identifiers or []):
-        if name == arc.BLANK_IDENTIFIER:
-            continue
-        task_id = arc.split_name(name)[0]
-        versions.setdefault(task_id, []).append((index, name))
-    for entries in versions.values():
-        entries.sort(key=lambda entry: not arc.split_name(entry[1])[1].is_identity)
-    return versions
+def solve(model, config: dict, puzzles: list, *, identifiers: list[str] | None = None, max_steps: int | None = None,
+          stop: str = "stable", batch_size: int = 64, num_aug: int = 8, on_batch: Callable[[int], None] | None = None,
+          trace: bool = False, on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
+    """Solve puzzles of the model's task (validated beforehand: ``Solver.validate``), as ``Solver`` does."""
+    solver = Solver(model, config, identifiers, max_steps=max_steps, stop=stop, batch_size=batch_size,
+                    num_aug=num_aug)
+    return solver.solve(puzzles, trace=trace, on_step=on_step, on_batch=on_batch)
 
 
-def solve_arc(model, versions: dict, puzzles: list, *, num_aug: int = 8, max_steps: int | None = None,
-              batch_size: int = 64, on_batch: Callable[[int], None] | None = None, trace: bool = False,
-              on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
-    """The official ARC evaluation for each test input: run the model on up to ``num_aug`` versions of the task
-    (each with its own puzzle embedding), undo each augmentation, vote, and rank by (votes, mean halting
-    confidence). Puzzles must be in ``versions``; the answer holds the top attempt per test input. ``trace`` and
-    ``on_step`` (as in ``solve``) follow each puzzle's first test input in its unaugmented version (none when the
-    model was trained on augmented versions only)."""
-    from hrm_mlx.tasks import arc
+# -- the pipeline of hrm-mlx solve --------------------------------------------------------------------------------
 
-    rows = []  # (puzzle index, test index, identifier, name, encoded augmented test input)
-    for p, puzzle in enumerate(puzzles):
-        for t, (test_input, _) in enumerate(puzzle.test):
-            for identifier, name in versions[puzzle.id][:num_aug]:
-                augmented = arc.split_name(name)[1].apply(test_input)
-                rows.append((p, t, identifier, name, arc.encode_grid(augmented)))
-    followed = {} if not (trace or on_step) else {  # row -> puzzle: its first test input, unaugmented
-        i: r[0] for i, r in enumerate(rows) if r[1] == 0 and r[3] == versions[puzzles[r[0]].id][0][1]
-        and arc.split_name(r[3])[1].is_identity}
-    traces: dict[int, list[TraceStep]] = {}
+PUZZLE_SUFFIXES = {".json", ".jsonl", ".txt", ".csv", ".sudoku", ".maze", ""}
 
-    def check_first_output(p: int, grid) -> tuple[bool | None, str]:
-        expected = puzzles[p].solution
-        if expected is None:
-            return None, "no known output"
-        return (True, "equals the known output") if arc.grid_equal(grid, expected[0]) else \
-            (False, "differs from the known output")
 
-    tokens, halt = [], []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        mine = {i - start: p for i, p in followed.items() if start <= i < start + len(chunk)}
-        recorder = Recorder(lambda row, t: arc.decode(t),
-                            lambda row, grid: check_first_output(mine[row], grid),
-                            {row: puzzles[p].test[0][0] for row, p in mine.items()},
-                            None if on_step is None else lambda row, s: on_step(mine[row], s)) if mine else None
-        predicted, _, confidence = run_act(model, np.stack([r[4] for r in chunk]),
-                                           np.array([r[2] for r in chunk], dtype=np.int32),
-                                           max_steps=max_steps or model.args.halt_max_steps, on_step=recorder)
-        if recorder is not None:
-            traces.update({mine[row]: steps for row, steps in recorder.traces.items()})
-        tokens.append(predicted)
-        halt.append(confidence)
-        if on_batch:
-            on_batch(len(chunk))
-    tokens, halt = np.concatenate(tokens), np.concatenate(halt)
-    final = np.clip(halt[:, -1], 1e-7, 1 - 1e-7)
-    final_logits = np.log(final) - np.log1p(-final)
-    solutions = []
-    for p, puzzle in enumerate(puzzles):
-        attempts, mine = [], [i for i, r in enumerate(rows) if r[0] == p]
-        for t in range(len(puzzle.test)):
-            picked = [i for i in mine if rows[i][1] == t]
-            ranked = arc.vote(tokens[picked], final_logits[picked], [rows[i][3] for i in picked])
-            attempts.append(arc.top_attempts(ranked, 2))
-        expected = puzzle.solution
-        if expected is None:
-            solved, reason = False, "no known output"
+@dataclass
+class Result:
+    """One puzzle of a run (or a file that gave none): its solution, or the one-line reason it has none."""
+
+    source: str  # the file, with #N when it holds several puzzles
+    task: str | None
+    solution: Solution | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        """The puzzle's record: verdict, steps, halting confidence, the answer as the task writes it (ARC: the
+        attempts) and, when traced, every step."""
+        if self.solution is None:
+            return {"source": self.source, "task": self.task, "error": self.error}
+        s = self.solution
+        record = {"source": self.source, "task": self.task, "solved": s.solved, "reason": s.reason,
+                  "steps": s.steps, "halt_confidence": [round(c, 4) for c in s.halt_confidence]}
+        if s.attempts is None:
+            record["answer"] = tasks.get(self.task).to_text(s.answer)
         else:
-            hits = sum(any(arc.grid_equal(a, e) for a in tries) for tries, e in zip(attempts, expected))
-            solved, reason = hits == len(expected), f"{hits}/{len(expected)} test outputs among the top 2 attempts"
-        solutions.append(Solution(puzzle, [tries[0] for tries in attempts], solved, reason, halt.shape[1],
-                                  [float(c) for c in halt[mine].mean(axis=0)], attempts,
-                                  traces.get(p) if trace else None))
-    return solutions
+            record["attempts"] = [[np.asarray(grid).tolist() for grid in tries] for tries in s.attempts]
+        if s.trace is not None:
+            record["trace"] = [step.to_json() for step in s.trace]
+        return record
+
+
+@dataclass
+class TaskSummary:
+    """What solving one task's puzzles gave."""
+
+    task: str
+    model: str
+    count: int  # puzzles solved (failures excluded)
+    solved: int
+    mean_steps: float
+    seconds: float
+    submission: dict | None = None  # the task's submission file, for tasks that have one (ARC: Kaggle's)
+    scores: list[tuple[str, float, str | None]] = field(default_factory=list)  # against the answers file
+
+
+class SolveCallback:
+    """What ``solve_files`` reports as it works; every method does nothing by default."""
+
+    def on_result(self, result: Result) -> None:
+        """A puzzle is solved, or a puzzle (or a file) failed."""
+
+    def on_task_start(self, task: tasks.Task, puzzles: list, rows: int) -> None:
+        """A task's valid ``puzzles`` (their Results will follow) take ``rows`` model rows."""
+
+    def on_batch(self, rows: int) -> None:
+        """``rows`` more model rows are done."""
+
+    def on_step(self, task: tasks.Task, puzzle, step: TraceStep) -> None:
+        """A step of the run's first puzzle (with ``follow_first``)."""
+
+    def on_task_done(self, summary: TaskSummary) -> None:
+        """A task's puzzles are all done."""
+
+
+def puzzle_files(paths: list[Path]) -> list[Path]:
+    """The files of ``paths``; a folder gives the puzzle files below it."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PUZZLE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HrmMlxError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise HrmMlxError(f"{path}: cannot read ({error.__class__.__name__})") from None
+
+
+def read_puzzles(path: Path, task: str | None = None) -> tuple[tasks.Task, list]:
+    """(task, puzzles) of one file (the task detected from the content unless named); HrmMlxError names the
+    file on any problem."""
+    text = read_text(path)
+    found = tasks.get(task) if task else tasks.detect(text, str(path))  # its errors name the file
+    try:
+        return found, found.parse(text)
+    except HrmMlxError as error:
+        raise HrmMlxError(f"{path}: {error}") from None
+
+
+def solve_files(paths: list[Path], *, model: str | None = None, task: str | None = None,
+                answers: Path | None = None, submission: Path | None = None, max_steps: int | None = None,
+                stop: str = "stable", batch_size: int = 64, num_aug: int = 8, trace: bool = False,
+                follow_first: bool = False, callback: SolveCallback | None = None) -> list[TaskSummary]:
+    """Solve every puzzle of the files and folders ``paths`` (see the module docstring). ``model`` (a folder,
+    checkpoint or Hub repo) serves every task; by default each task's shipped model. ``answers`` is a separate
+    answers file (ARC's solutions: scores the submission); ``submission`` is where the submission file of tasks
+    that have one is written. ``trace`` keeps every puzzle's steps; ``follow_first`` traces the first task's
+    puzzles and reports the first one's steps as they run. Results go to ``callback`` as they come; a puzzle
+    that fails does not stop the others. Returns the summary of each task."""
+    from hrm_mlx import io
+
+    report = callback or SolveCallback()
+    by_task: dict[str, tuple[tasks.Task, list[tuple[str, object]]]] = {}
+    for path in puzzle_files(paths):
+        try:
+            found, items = read_puzzles(path, task)
+        except HrmMlxError as error:
+            report.on_result(Result(str(path), task, error=str(error)))
+            continue
+        group = by_task.setdefault(found.name, (found, []))[1]
+        group += [(f"{path}#{n}" if len(items) > 1 else str(path), puzzle) for n, puzzle in enumerate(items, 1)]
+    answers_text = read_text(answers) if answers else None
+    summaries = []
+    for name, (found, labelled) in by_task.items():
+        source = model or str(shipped_model(name))
+        loaded, config = io.load(source)
+        solver = Solver(loaded, config, io.load_identifiers(source), max_steps=max_steps, stop=stop,
+                        batch_size=batch_size, num_aug=num_aug)
+        if solver.task is not found:
+            raise HrmMlxError(f"the model solves {solver.task.name}, not {name} puzzles")
+        if answers_text is not None and found.answers_file:
+            puzzles = found.attach_answers([puzzle for _, puzzle in labelled], answers_text)
+            labelled = [(label, puzzle) for (label, _), puzzle in zip(labelled, puzzles)]
+        good = []
+        for label, puzzle in labelled:
+            try:
+                solver.validate(puzzle)
+                good.append((label, puzzle))
+            except HrmMlxError as error:
+                report.on_result(Result(label, name, error=f"{label}: {error}"))
+        if not good:
+            continue
+        puzzles = [puzzle for _, puzzle in good]
+        first = follow_first and not summaries
+        report.on_task_start(found, puzzles, solver.rows(puzzles))
+        start = time.perf_counter()
+        solutions: list = [None] * len(puzzles)
+        on_step = (lambda index, step: index == 0 and report.on_step(found, puzzles[0], step)) if first else None
+        for index, solution in solver.iter_solve(puzzles, trace=trace or first, on_step=on_step,
+                                                 on_batch=report.on_batch):
+            solutions[index] = solution
+            report.on_result(Result(good[index][0], name, solution))
+        seconds = time.perf_counter() - start
+        summary = TaskSummary(name, source, len(solutions), sum(s.solved for s in solutions),
+                              sum(s.steps for s in solutions) / len(solutions), seconds,
+                              found.submission(solutions))
+        if summary.submission is not None and submission is not None:
+            found.write_submission(submission, summary.submission)
+        if summary.submission is not None and answers_text is not None:
+            summary.scores = found.scores(summary.submission, answers_text)
+        report.on_task_done(summary)
+        summaries.append(summary)
+    return summaries

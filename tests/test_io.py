@@ -277,12 +277,15 @@ def test_official_hub_repo_is_converted_once(hub, monkeypatch):
     assert_same_params(again, model)
 
 
-def test_local_official_folder_is_converted_once(hub, tmp_path, monkeypatch):
+def test_local_official_folder_is_converted_once(hub, tmp_path, monkeypatch, capsys, caplog):
     src = official_folder(tmp_path / "official", "learned")
     calls = []
     real = conversion.convert
     monkeypatch.setattr(conversion, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
-    first = io.resolve(src)
+    with caplog.at_level("INFO", logger="hrm_mlx"):
+        first = io.resolve(src)
+    assert "converting the checkpoint" in caplog.text  # the library logs; it never prints
+    assert capsys.readouterr() == ("", "")
     assert first.parent == Path(os.environ["HRM_MLX_CACHE"]) / "converted"
     assert io.resolve(src) == first and io.resolve(src / "checkpoint") == first  # the file itself works too
     assert len(calls) == 1

@@ -17,7 +17,7 @@ from hrm_mlx.cli import solve as cli_solve
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import build
-from hrm_mlx.tasks import maze, sudoku
+from hrm_mlx.tasks import arc, maze, sudoku
 
 _register()
 runner = CliRunner()
@@ -268,5 +268,5 @@ def test_arc_task_is_solved_by_voting_over_its_trained_versions(tmp_path, arc_mo
 
 
 def test_arc_versions_put_the_original_first():
-    versions = solver.arc_versions(["<blank>", "t1_t3_0123456789", "t1", "t2"])
+    versions = arc.trained_versions(["<blank>", "t1_t3_0123456789", "t1", "t2"])
     assert versions == {"t1": [(2, "t1"), (1, "t1_t3_0123456789")], "t2": [(3, "t2")]}

@@ -26,21 +26,23 @@ config.json
 A flat JSON object::
 
     {
-      "family": "hrm",                    # model family: a key of hrm_mlx.models.FAMILIES ("hrm"; later "trm")
+      "family": "hrm",                    # model family: a key of hrm_mlx.models.FAMILIES ("hrm", "trm")
       "seq_len": 81, "vocab_size": 11,    # every field of the family's ModelArgs, official names
       "num_puzzle_identifiers": 1, "puzzle_emb_ndim": 512,
       "H_cycles": 2, "L_cycles": 2, "H_layers": 4, "L_layers": 4, "hidden_size": 512, "expansion": 4,
       "num_heads": 8, "pos_encodings": "rope", "halt_max_steps": 16, "halt_exploration_prob": 0.1,
       "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "forward_dtype": "bfloat16",
-      "loss_type": "stablemax_cross_entropy", "mixer": "attention",
+      "loss_type": "stablemax_cross_entropy", "mixer": "attention", "mixer_args": {},
       "task": {"name": ..., ...}          # optional: what the model solves
     }
 
-``task`` is the block the task writes (``Task.model_info``): its ``name`` (a task of ``hrm_mlx.tasks``), whether
-training supervised only the cells a model fills (``supervise``), and the task's encoding options (the canvas
-tasks, maze and ARC: ``canvas``, the side of the square grid the sequence encodes, 30 for the official models). Model fields with a default (rms_norm_eps,
-rope_theta, forward_dtype, loss_type, mixer, puzzle_emb_ndim) may be omitted; other keys are kept and ignored
-by ``hrm_mlx.models.build``.
+``mixer_args`` holds the options of the token mixer ``mixer`` (``hrm_mlx.models.mixers``; older files kept them
+at the top level, which still loads). ``task`` is the block the task writes (``Task.model_info``): its ``name``
+(a task of ``hrm_mlx.tasks``), whether training supervised only the cells a model fills (``supervise``), and the
+task's encoding options (the canvas tasks, maze and ARC: ``canvas``, the side of the square grid the sequence
+encodes, 30 for the official models). Model fields with a default (rms_norm_eps, rope_theta, forward_dtype,
+loss_type, mixer, mixer_args, puzzle_emb_ndim) may be omitted; other keys are kept and ignored by
+``hrm_mlx.models.build``.
 
 Where models come from
 ======================

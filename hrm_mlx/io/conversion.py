@@ -85,7 +85,7 @@ def _family_of(arch: dict, where: str) -> str:
     for family in ("hrm", "trm"):
         if family in module.split(".")[-1] or module.endswith(family):
             return family
-    raise HrmMlxError(f"{where}: unsupported architecture {name!r} (hrm-mlx converts HRM checkpoints)")
+    raise HrmMlxError(f"{where}: unsupported architecture {name!r} (hrm-mlx converts HRM and TRM checkpoints)")
 
 
 def _normalise_config(data: dict, where: str) -> tuple[dict, str | None, Any]:

@@ -4,9 +4,9 @@ Hugging Face Hub repo (fetched into the Hugging Face cache, converted once when 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
-import sys
 from pathlib import Path
 
 from hrm_mlx.errors import HrmMlxError
@@ -18,6 +18,7 @@ from hrm_mlx.io.folders import (CONFIG_FILE, IDENTIFIERS_FILE, INDEX_FILE, is_mo
 # The files fetched from a Hub repo: ours or another trainer's layout, whichever the repo holds.
 HUB_FILES = [CONFIG_FILE, "model*.safetensors", INDEX_FILE, IDENTIFIERS_FILE, *third_party.HUB_PATTERNS]
 
+log = logging.getLogger(__name__)  # the library reports through logging; the command line shows it
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -115,7 +116,7 @@ def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> Pat
     target = cache_dir() / "converted" / f"{slug}--{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if is_model_folder(target):
         return target
-    sys.stderr.write(f"hrm-mlx: converting the checkpoint {repo or checkpoint} once, into {target}\n")
+    log.info("converting the checkpoint %s once, into %s", repo or checkpoint, target)
     conversion.convert(source, target, repo=repo)
     return target
 

@@ -62,10 +62,8 @@ def forward(model, carry: dict, puzzle_rows=None, *, training: bool = False, min
     halted = is_last
     state = tuple(mx.stop_gradient(s) for s in state)
     if training and max_steps > 1:
-        if getattr(model, "no_ACT_continue", False):
-            halted = (halted | (q_halt > 0)) & (steps >= min_halt_steps)  # sigmoid(q_halt) > 1/2
-        else:
-            halted = (halted | (q_halt > q_continue)) & (steps >= min_halt_steps)
+        halted = (halted | halts(model, outputs)) & (steps >= min_halt_steps)
+        if not getattr(model, "no_ACT_continue", False):
             # Bootstrapped target for q_continue: the value of the best action after one more step
             # (no replay buffer or target network; the many rows of a batch act as parallel environments).
             _, _, next_halt, next_continue = model(state, carry["inputs"], puzzle_rows)
@@ -77,8 +75,9 @@ def forward(model, carry: dict, puzzle_rows=None, *, training: bool = False, min
 
 
 def halts(model, outputs: dict) -> mx.array:
-    """Whether each row's halt head chooses to halt: q_halt > 0 for models without a Q-continue value (TRM's
-    default), q_halt > q_continue otherwise (HRM)."""
+    """Whether each row's halt head chooses to halt (the one halting rule: training, evaluation and solving): q_halt
+    > 0, i.e. sigmoid(q_halt) > 1/2, for models without a Q-continue value (TRM's default), q_halt > q_continue
+    otherwise (HRM)."""
     if getattr(model, "no_ACT_continue", False):
         return outputs["q_halt_logits"] > 0
     return outputs["q_halt_logits"] > outputs["q_continue_logits"]

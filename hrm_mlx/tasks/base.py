@@ -55,6 +55,27 @@ class GridDataConfig(DataConfig):
 
 
 @dataclass
+class Query:
+    """One row a model runs for a puzzle: what the task encodes (the puzzle itself for most tasks; for ARC, one
+    version of one test input), the puzzle-embedding row the model reads, and the task's note for putting the
+    rows' answers together (``tag``)."""
+
+    item: object
+    identifier: int = 0
+    tag: object = None
+
+
+@dataclass
+class Answer:
+    """What the model made of one query: the tokens at its last step, the steps it ran, sigmoid(q_halt) per step."""
+
+    query: Query
+    tokens: np.ndarray
+    steps: int
+    halt_confidence: list[float]
+
+
+@dataclass
 class Picture:
     """A drawing of a grid for a terminal: ``rows`` of (text, style) cells, the style in rich's syntax ("bold",
     "dim", "on #0074D9"; "" for none), under an optional ``caption``."""
@@ -77,6 +98,11 @@ class Task:
     free_token: int | None = None  # input token of the cells a model fills (blank, open); None: every cell
     named_puzzles: bool = False  # puzzle identifiers name puzzles the model learned: identifiers.json travels along
     csv_symbols: dict[str, int] = {}  # official CSV character -> token
+    title: str = ""  # the task in words (model cards)
+    example: str = "PUZZLE"  # a puzzle file to try a model on (model cards)
+    answers_file: bool = False  # the answers come in a file of their own (attach_answers)
+    any_size: bool = False  # a model that runs at any size may meet grids larger than its training canvas
+    fixed_steps: bool = False  # solving runs exactly the model's trained ACT steps (the official evaluation)
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -157,9 +183,60 @@ class Task:
         not make a puzzle this task can check."""
         return None
 
+    def grid_picture(self, puzzle, grid, changed=frozenset()) -> Picture:
+        """One answer grid (``changed``: (row, column) cells that changed at the step shown, marked)."""
+        raise NotImplementedError
+
     def pictures(self, puzzle, answer, attempts=None) -> list[Picture]:
         """The answer (and for tasks with several attempts, those) drawn for a terminal."""
-        raise NotImplementedError
+        return [self.grid_picture(puzzle, answer)]
+
+    # -- solving -----------------------------------------------------------------------------------------------
+    def solver_context(self, identifiers: list[str] | None, num_aug: int):
+        """What solving needs besides the model (ARC: the task versions the model learned), from the model's
+        puzzle identifiers."""
+        return None
+
+    def check_solvable(self, puzzle, context) -> None:
+        """Raise HrmMlxError when the model cannot answer this (valid) puzzle."""
+
+    def queries(self, puzzle, context) -> list[Query]:
+        return [Query(puzzle)]
+
+    def encode_query(self, item, **options) -> np.ndarray:
+        return self.encode(item, **options)
+
+    def combine(self, puzzle, answers: list[Answer]) -> tuple[object, list | None]:
+        """(answer, ranked attempts or None) from the answers of the puzzle's queries."""
+        return self.decode(answers[0].tokens, puzzle), None
+
+    def verdict(self, puzzle, answer, attempts) -> tuple[bool, str]:
+        return self.check(puzzle, answer)
+
+    def traced_query(self, puzzle, queries: list[Query]) -> int | None:
+        """Which query a trace of the puzzle follows (None: none)."""
+        return 0
+
+    def trace_start(self, puzzle, query: Query, inputs: np.ndarray):
+        """The grid a traced query's first step is compared with (the puzzle as given)."""
+        return self.decode(inputs, puzzle)
+
+    def trace_decode(self, puzzle, query: Query, tokens: np.ndarray):
+        return self.decode(tokens, puzzle)
+
+    def trace_check(self, puzzle, grid) -> tuple[bool | None, str]:
+        return self.check(puzzle, grid)
+
+    def submission(self, solutions: list) -> dict | None:
+        """The submission file of a whole run (ARC: Kaggle's), or None for tasks without one."""
+        return None
+
+    def write_submission(self, path, submission: dict):
+        raise HrmMlxError(f"the {self.name} task has no submission file")
+
+    def scores(self, submission: dict, answers_text: str) -> list[tuple[str, float, str | None]]:
+        """(name, value, what it measures) of a submission against an answers file."""
+        return []
 
     # -- data --------------------------------------------------------------------------------------------------
     def generate_batch(self, n: int, rng: np.random.Generator, data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +266,7 @@ class CanvasTask(Task):
     canvas side (``canvas``, by default the official one)."""
 
     canvas: int
+    any_size = True
 
     def options(self, info: dict) -> dict:
         return {"canvas": int(info.get("canvas", self.canvas))}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrm_mlx.animate import UNKNOWN, Cell
 from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import register
@@ -619,7 +620,8 @@ class MazeData(GridDataConfig):
 
 
 _STYLES = {WALL: ("██", "dim"), OPEN: ("  ", ""), START: ("SS", "bold green"), GOAL: ("GG", "bold red"),
-           PATH: ("oo", "bold yellow")}
+           PATH: ("oo", "bold yellow")}  # terminal cells
+COLOURS = {WALL: "#2b2b2b", OPEN: "#ffffff", START: "#2ecc40", GOAL: "#ff4136", PATH: "#ffb000"}  # picture cells
 
 
 class MazeTask(CanvasTask):
@@ -632,6 +634,8 @@ class MazeTask(CanvasTask):
     DataConfig = MazeData
     free_token = OPEN
     csv_symbols = {symbol: code for code, symbol in enumerate(SYMBOLS, 1)}
+    title = "Maze shortest path"
+    example = "examples/maze.txt"
 
     parse = staticmethod(parse)
     looks_like = staticmethod(looks_like)
@@ -651,8 +655,18 @@ class MazeTask(CanvasTask):
     def puzzle_from_tokens(self, tokens: np.ndarray) -> Maze:
         return Maze(decode(tokens))
 
-    def pictures(self, maze: Maze, answer: np.ndarray, attempts=None) -> list[Picture]:
-        return [Picture([[_STYLES.get(int(code), ("??", "red")) for code in row] for row in answer])]
+    def grid_picture(self, maze: Maze, grid: np.ndarray, changed=frozenset()) -> Picture:
+        """Walls as blocks, S, G and the path 'o' in colour, cells changed at the step shown reversed."""
+        def cell(r: int, c: int, code: int) -> tuple[str, str]:
+            text, style = _STYLES.get(code, ("??", "red"))
+            return text, style + (" reverse" if (r, c) in changed else "")
+
+        return Picture([[cell(r, c, int(code)) for c, code in enumerate(row)] for r, row in enumerate(grid)])
+
+    def frame(self, maze: Maze, grid: np.ndarray, changed=frozenset()) -> tuple[list, None]:
+        """Walls, open cells, S, G and the path in colour; changed cells framed in red (the path seen growing)."""
+        return [[Cell(COLOURS.get(int(code), UNKNOWN), outline="#d62728" if (r, c) in changed else None)
+                 for c, code in enumerate(row)] for r, row in enumerate(np.asarray(grid))], None
 
     def generate_batch(self, n: int, rng: np.random.Generator, data: MazeData) -> tuple[np.ndarray, np.ndarray]:
         size = tuple(data.size) if isinstance(data.size, list) else data.size

