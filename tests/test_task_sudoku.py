@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -287,10 +289,19 @@ def test_solver_sees_two_solutions_of_a_deadly_pattern():
     pytest.fail("the fixture has no deadly rectangle")
 
 
+def test_solving_and_checking_never_import_numba():
+    # Importing numba alone takes ~0.25 s (compiling the search 1-3 s more): the first answer must not pay for it.
+    code = ("import sys; from hrm_mlx import solve; from hrm_mlx.tasks import sudoku; "
+            f"p = sudoku.parse({PUZZLE!r})[0]; sudoku.validate(p); sudoku.check(p, p.grid); "
+            "print('numba' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_plain_python_search_agrees_with_the_compiled_one():
     # The one search runs compiled by numba (generation) or as Python on lists (without numba): same answers.
     pytest.importorskip("numba")
-    plain = sudoku._search.py_func
+    plain = sudoku._search
     rng = np.random.default_rng(5)
     grids = [grid_of(PUZZLE), grid_of(SECOND), np.zeros((9, 9), np.int8)]
     grids += [p.grid for p, _ in sudoku.generate(4, rng, givens=(24, 30))]

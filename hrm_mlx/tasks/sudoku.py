@@ -318,11 +318,6 @@ def to_text(item: SudokuPuzzle | np.ndarray, compact: bool = False) -> str:
 # an explicit-stack loop over flat arrays so that numba (the `train` extra) compiles it: digging training puzzles
 # down to 17-24 givens takes hundreds of thousands of searches. Without numba the same function runs as Python.
 
-try:
-    from numba import njit as _compiled
-except ImportError:  # numba is optional: the search then runs as plain Python on lists, correct but slower
-    _compiled = None
-
 _BOX_OF = tuple((cell // 27) * 3 + (cell % 9) // 3 for cell in range(81))
 _IN_ORDER = np.tile(np.arange(9, dtype=np.int64), (81, 1))  # try digits 1..9 in every cell
 
@@ -406,16 +401,31 @@ def _search(grid, limit, digit_order, first_solution):
     return found
 
 
-if _compiled is not None:
-    _search = _compiled(cache=True, nogil=True)(_search)
+_compiled_search = None  # numba's build of _search, made on first use (None: not yet; False: numba is missing)
+
+
+def _fast_search():
+    """_search compiled by numba, or None without numba. Importing numba takes ~0.25 s and a first compile 1-3 s
+    (cached on disk afterwards), so this happens only when a search runs (generating data), never on import."""
+    global _compiled_search
+    if _compiled_search is None:
+        try:
+            from numba import njit
+        except ImportError:  # numba is optional: the search then runs as plain Python on lists, correct but slower
+            _compiled_search = False
+        else:
+            _compiled_search = njit(cache=True, nogil=True)(_search)
+    return _compiled_search or None
 
 
 def _run_search(grid: np.ndarray, limit: int, digit_order: np.ndarray = _IN_ORDER) -> tuple[int, np.ndarray]:
     cells = np.ascontiguousarray(grid, dtype=np.int64).reshape(81)
     first = np.zeros(81, dtype=np.int64)
-    if _compiled is None:  # Python indexes lists several times faster than arrays
+    search = _fast_search()
+    if search is None:  # Python indexes lists several times faster than arrays
+        search = _search
         first, cells, digit_order = first.tolist(), cells.tolist(), digit_order.tolist()
-    found = _search(cells, limit, digit_order, first)
+    found = search(cells, limit, digit_order, first)
     return int(found), np.asarray(first, dtype=np.int8).reshape(9, 9)
 
 
