@@ -143,8 +143,11 @@ def solve(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Puzzles per model batch."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle instead of grids."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
-    num_aug: int = typer.Option(8, "--num-aug", min=1, help="ARC: how many trained versions (original and "
-                                "augmented) of a task vote on each test output."),
+    num_aug: int = typer.Option(None, "--num-aug", min=1, help="How many versions of each puzzle the model "
+                                "solves; their answers vote. Sudoku: the puzzle and symmetric copies (relabelled "
+                                "digits, shuffled rows and columns; default 16); mazes: its rotations and "
+                                "reflections (at most 8; default 1); ARC: versions of the task the model learned "
+                                "(default 8). 1 = the puzzle alone."),
     solutions_file: Path = typer.Option(None, "--solutions", help="ARC: a Kaggle solutions file; reports the "
                                         "Kaggle score and the strict all-tests score."),
     submission: Path = typer.Option(None, "--submission", help="ARC: write a Kaggle submission.json (top-2 "

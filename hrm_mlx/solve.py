@@ -134,12 +134,14 @@ def run_act(model, inputs: np.ndarray, puzzle_identifiers: np.ndarray, *, max_st
 
 class Solver:
     """A model ready to solve puzzles of its task: ``validate`` one, ``solve`` many. ``identifiers`` are the model's
-    puzzle names (io.load_identifiers; ARC models answer only the tasks named there, with up to ``num_aug`` of
-    their learned versions voting). ``max_steps`` overrides the step budget and ``stop`` (a STOP_RULES key) ends a
-    puzzle's thinking; a task solved as the official evaluation (ARC's voting) always runs the trained steps."""
+    puzzle names (io.load_identifiers; ARC models answer only the tasks named there). ``num_aug`` versions of each
+    puzzle are solved and vote (default: the task's ``default_versions``; Sudoku and mazes: the puzzle and its
+    symmetric copies, ARC: the learned versions of a task). ``max_steps`` overrides the step budget and ``stop`` (a
+    STOP_RULES key) ends a puzzle's thinking; a task solved as the official evaluation (ARC's voting) always runs
+    the trained steps."""
 
     def __init__(self, model, config: dict, identifiers: list[str] | None = None, *, max_steps: int | None = None,
-                 stop: str = "stable", batch_size: int = 64, num_aug: int = 8):
+                 stop: str = "stable", batch_size: int = 64, num_aug: int | None = None):
         if stop not in STOP_RULES:
             raise HrmMlxError(f"unknown stop rule {stop!r}; known: {', '.join(STOP_RULES)}")
         self.model, self.batch_size, self.max_steps = model, batch_size, max_steps
@@ -246,7 +248,7 @@ class Solver:
 
 
 def solve(model, config: dict, puzzles: list, *, identifiers: list[str] | None = None, max_steps: int | None = None,
-          stop: str = "stable", batch_size: int = 64, num_aug: int = 8, on_batch: Callable[[int], None] | None = None,
+          stop: str = "stable", batch_size: int = 64, num_aug: int | None = None, on_batch: Callable[[int], None] | None = None,
           trace: bool = False, on_step: Callable[[int, TraceStep], None] | None = None) -> list[Solution]:
     """Solve puzzles of the model's task (validated beforehand: ``Solver.validate``), as ``Solver`` does."""
     solver = Solver(model, config, identifiers, max_steps=max_steps, stop=stop, batch_size=batch_size,
@@ -351,7 +353,7 @@ def read_puzzles(path: Path, task: str | None = None) -> tuple[tasks.Task, list]
 
 def solve_files(paths: list[Path], *, model: str | None = None, task: str | None = None,
                 answers: Path | None = None, submission: Path | None = None, max_steps: int | None = None,
-                stop: str = "stable", batch_size: int = 64, num_aug: int = 8, trace: bool = False,
+                stop: str = "stable", batch_size: int = 64, num_aug: int | None = None, trace: bool = False,
                 follow_first: bool = False, callback: SolveCallback | None = None) -> list[TaskSummary]:
     """Solve every puzzle of the files and folders ``paths`` (see the module docstring). ``model`` (a folder,
     checkpoint or Hub repo) serves every task; by default each task's shipped model. ``answers`` is a separate

@@ -270,3 +270,57 @@ def test_arc_task_is_solved_by_voting_over_its_trained_versions(tmp_path, arc_mo
 def test_arc_versions_put_the_original_first():
     versions = arc.trained_versions(["<blank>", "t1_t3_0123456789", "t1", "t2"])
     assert versions == {"t1": [(2, "t1"), (1, "t1_t3_0123456789")], "t2": [(3, "t2")]}
+
+
+# --- symmetric copies vote -------------------------------------------------------------------------------------
+
+
+def test_sudoku_copies_are_puzzles_whose_answers_map_back_onto_the_puzzle():
+    puzzle, solution = sudoku.generate(1, np.random.default_rng(3), givens=26)[0]
+    task = sudoku.TASK
+    copies = task.symmetric_copies(puzzle, 5)
+    assert len(copies) == 5 and len({c.grid.tobytes() for c, _ in copies}) == 5
+    for copy, back in copies:
+        assert (copy.grid != 0).sum() == 26 and sudoku.count_solutions(copy.grid) == 1
+        np.testing.assert_array_equal(back(sudoku.solve(copy.grid)), solution)
+    again = task.symmetric_copies(puzzle, 5)  # the same puzzle gets the same copies
+    assert all((a.grid == b.grid).all() for (a, _), (b, _) in zip(copies, again))
+
+
+def test_maze_copies_are_its_rotations_and_reflections():
+    puzzle, solution = maze.generate(1, np.random.default_rng(4), size=11, canvas=11)[0]
+    copies = maze.TASK.symmetric_copies(puzzle, 20)
+    assert len(copies) == 7
+    for copy, back in copies:
+        assert maze.shortest_path_length(copy) == maze.shortest_path_length(puzzle)
+        assert maze.check(puzzle, back(maze.shortest_path(copy))) == (True, "solved")
+
+
+def test_the_answer_most_versions_give_wins_and_ties_go_to_the_more_confident():
+    from hrm_mlx.tasks.base import Answer
+
+    puzzle, solution = sudoku.generate(1, np.random.default_rng(5), givens=30)[0]
+    task = sudoku.TASK
+    queries = task.queries(puzzle, 4)
+    assert len(queries) == 4 and queries[0].item is puzzle and queries[0].tag is None
+    wrong = solution.copy()
+    wrong[0, 0], wrong[0, 1] = wrong[0, 1], wrong[0, 0]
+    right = [sudoku.solve(q.item.grid) for q in queries]  # each copy's own solution, in the copy's frame
+    answers = [Answer(queries[0], sudoku.encode_answer(wrong), 3, [0.9]),
+               *[Answer(q, sudoku.encode_answer(r), 3, [0.2]) for q, r in zip(queries[1:], right[1:])]]
+    grid, attempts = task.combine(puzzle, answers)
+    assert attempts is None and (grid == solution).all()  # three copies outvote the puzzle's own (wrong) answer
+    tie = [Answer(queries[0], sudoku.encode_answer(wrong), 3, [0.9]),
+           Answer(queries[1], sudoku.encode_answer(right[1]), 3, [0.3])]
+    assert (task.combine(puzzle, tie)[0] == wrong).all()  # one vote each: the more confident answer
+
+
+def test_solving_runs_every_version_of_a_puzzle(sudoku_model):
+    model, config = io.load(sudoku_model)
+    puzzles = [p for p, _ in sudoku.generate(2, np.random.default_rng(6), givens=40)]
+    assert solver.Solver(model, config).rows(puzzles) == 2 * sudoku.TASK.default_versions
+    single = solver.Solver(model, config, num_aug=1, max_steps=2)
+    assert single.rows(puzzles) == 2 and len(single.solve(puzzles)) == 2
+    voting = solver.Solver(model, config, num_aug=3, max_steps=2)
+    for solution in voting.solve(puzzles):
+        assert solution.answer.shape == (9, 9) and solution.steps == 2

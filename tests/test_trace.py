@@ -40,8 +40,16 @@ def maze_run():
 @pytest.fixture(scope="module")
 def sudoku_run():
     model, config, puzzle = shipped("sudoku", "sudoku.txt")
-    [solution] = solver.solve(model, config, [puzzle], trace=True)
+    [solution] = solver.solve(model, config, [puzzle], trace=True, num_aug=1)  # the puzzle alone: no vote
     return puzzle, solution
+
+
+def test_with_copies_voting_the_trace_follows_the_puzzle_itself():
+    model, config, puzzle = shipped("sudoku", "sudoku.txt")
+    [alone] = solver.solve(model, config, [puzzle], trace=True, num_aug=1)
+    [voted] = solver.solve(model, config, [puzzle], trace=True, num_aug=4)
+    assert [np.asarray(s.answer).tolist() for s in voted.trace] == [np.asarray(s.answer).tolist() for s in alone.trace]
+    assert len(voted.trace) <= voted.steps  # the answer is the vote of versions that may think longer
 
 
 @pytest.mark.parametrize("task", ["maze", "sudoku"])

@@ -19,7 +19,7 @@ Pure numpy: no mlx import.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -102,6 +102,7 @@ class Task:
     example: str = "PUZZLE"  # a puzzle file to try a model on (model cards)
     answers_file: bool = False  # the answers come in a file of their own (attach_answers)
     any_size: bool = False  # a model that runs at any size may meet grids larger than its training canvas
+    default_versions: int = 1  # versions of a puzzle solving runs by default, the puzzle among them (see below)
     fixed_steps: bool = False  # solving runs exactly the model's trained ACT steps (the official evaluation)
 
     def __repr__(self) -> str:
@@ -192,23 +193,42 @@ class Task:
         return [self.grid_picture(puzzle, answer)]
 
     # -- solving -----------------------------------------------------------------------------------------------
-    def solver_context(self, identifiers: list[str] | None, num_aug: int):
-        """What solving needs besides the model (ARC: the task versions the model learned), from the model's
-        puzzle identifiers."""
-        return None
+    def solver_context(self, identifiers: list[str] | None, num_aug: int | None):
+        """What solving needs besides the model, from the model's puzzle identifiers and how many versions of each
+        puzzle to solve (None: ``default_versions``): by default that number (see ``queries``)."""
+        return num_aug or self.default_versions
 
     def check_solvable(self, puzzle, context) -> None:
         """Raise HrmMlxError when the model cannot answer this (valid) puzzle."""
 
-    def queries(self, puzzle, context) -> list[Query]:
-        return [Query(puzzle)]
+    def symmetric_copies(self, puzzle, count: int) -> list[tuple[object, Callable]]:
+        """Up to ``count`` copies of a puzzle under the task's symmetries (each with the function that maps an
+        answer of the copy back onto the puzzle), the same for the same puzzle; none by default. A model is not
+        exactly invariant under them, so its answers to the copies differ where it is unsure, and their vote
+        is right more often than any single answer."""
+        return []
+
+    def queries(self, puzzle, versions: int) -> list[Query]:
+        """The puzzle, then ``versions - 1`` symmetric copies of it (``tag``: the map back onto the puzzle)."""
+        copies = self.symmetric_copies(puzzle, versions - 1) if versions > 1 else []
+        return [Query(puzzle)] + [Query(copy, 0, back) for copy, back in copies]
 
     def encode_query(self, item, **options) -> np.ndarray:
         return self.encode(item, **options)
 
     def combine(self, puzzle, answers: list[Answer]) -> tuple[object, list | None]:
-        """(answer, ranked attempts or None) from the answers of the puzzle's queries."""
-        return self.decode(answers[0].tokens, puzzle), None
+        """(answer, ranked attempts or None) from the answers of the puzzle's queries: the answer most of them
+        give, mapped back onto the puzzle (ties: the one with the higher mean final halting confidence)."""
+        votes: dict[bytes, list] = {}
+        for answer in answers:
+            grid = self.decode(answer.tokens, answer.query.item)
+            if answer.query.tag is not None:
+                grid = answer.query.tag(grid)
+            entry = votes.setdefault(np.asarray(grid).tobytes(), [grid, 0, 0.0])
+            entry[1] += 1
+            entry[2] += answer.halt_confidence[-1]
+        grid, _, _ = max(votes.values(), key=lambda entry: (entry[1], entry[2] / entry[1]))
+        return grid, None
 
     def verdict(self, puzzle, answer, attempts) -> tuple[bool, str]:
         return self.check(puzzle, answer)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -651,6 +652,12 @@ class MazeTask(CanvasTask):
 
     def data_for_model(self, info: dict) -> dict:
         return {**super().data_for_model(info), **self.options(info)}
+
+    def symmetric_copies(self, maze: Maze, count: int) -> list[tuple[Maze, Callable]]:
+        """The maze's rotations and reflections (at most 7), in a fixed order."""
+        return [(Maze(dihedral_transform(maze.grid, index)),
+                 lambda answer, i=index: dihedral_transform(answer, DIHEDRAL_INVERSE[i]))
+                for index in range(1, min(count, 7) + 1)]
 
     def puzzle_from_tokens(self, tokens: np.ndarray) -> Maze:
         return Maze(decode(tokens))

