@@ -20,7 +20,7 @@ def one_line_error(match: str):
     return pytest.raises(HrmMlxError, match=match)
 
 
-TASK_INTERFACE = ("parse", "looks_like", "validate", "encode", "decode", "check", "to_text", "pictures")
+TASK_INTERFACE = ("parse", "looks_like", "validate", "encode", "decode", "check", "to_text", "grid_picture", "frame")
 
 
 def test_registry_holds_every_task_with_the_shared_interface():

@@ -192,6 +192,11 @@ class Task:
         """The answer (and for tasks with several attempts, those) drawn for a terminal."""
         return [self.grid_picture(puzzle, answer)]
 
+    def frame(self, puzzle, grid, changed=frozenset()) -> tuple[list, tuple[int, int] | None]:
+        """One answer grid as picture cells (rows of hrm_mlx.animate.Cell) and the (rows, columns) of the blocks
+        to outline (Sudoku's boxes; None): a frame of an animation."""
+        raise NotImplementedError
+
     # -- solving -----------------------------------------------------------------------------------------------
     def solver_context(self, identifiers: list[str] | None, num_aug: int | None):
         """What solving needs besides the model, from the model's puzzle identifiers and how many versions of each
