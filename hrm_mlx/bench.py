@@ -255,7 +255,7 @@ def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str |
     the Q target, loss, backward, AdamATan2, SignSGD (and the EMA if the settings keep one), compiled and eager
     side by side, on random weights and data (the carry persists across steps as in training). The step's cost
     does not depend on the weights' values."""
-    from hrm_mlx.train import TrainConfig, Trainer, initial_carry
+    from hrm_mlx.train import TrainConfig, Trainer
 
     config = recipe["model"]
     settings = {key: value for key, value in recipe.get("train", {}).items() if key != "data"}  # no data is built
@@ -265,7 +265,7 @@ def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str |
     for mode in MODES:
         model = build_model(config, dtype)
         trainer = Trainer(model, train, total_steps=10**6, group=mx.distributed.init(), compiled=mode == "compiled")
-        carry = initial_carry(model, batch_size, config["seq_len"])
+        carry = trainer.initial_carry(config["seq_len"])
         step = 0
 
         def run() -> None:

@@ -136,7 +136,7 @@ def make_trainer(tmp_path, family, compiled, **train):
     model = build(training.model_config(config, split.meta))
     trainer = training.Trainer(model, config.train, 12, mx.distributed.init(), compiled=compiled)
     loader = data.TrainLoader(split, config.train.global_batch_size, 0)
-    return trainer, loader, training.initial_carry(model, trainer.local_batch, split.meta["seq_len"])
+    return trainer, loader, trainer.initial_carry(split.meta["seq_len"])
 
 
 @pytest.mark.parametrize("family", ["trm", "hrm"])
@@ -161,6 +161,24 @@ def test_compiled_step_equals_eager(tmp_path, family):
     assert "q_continue_loss" in eager_losses[0] if family == "hrm" else "q_continue_loss" not in eager_losses[0]
     np.testing.assert_allclose(np.array(comp_ts["ema.embed_tokens.weight"]),
                                np.array(eager_ts["ema.embed_tokens.weight"]), rtol=1e-5, atol=1e-6)
+
+
+def test_think_at_least_keeps_every_row_thinking_its_drawn_number_of_steps(tmp_path):
+    trainer, loader, carry = make_trainer(tmp_path, "trm", True, think_at_least=3)
+    max_steps = trainer.model.args.halt_max_steps
+    assert 3 <= max_steps and (np.array(carry["think_at_least"]) == 0).all()
+    halted_at, least_of = [], []
+    for step in range(1, 13):
+        least = np.array(carry["think_at_least"])
+        carry, metrics = trainer.step(step, carry, training.to_mx(loader.next()))
+        halted, steps = np.array(carry["halted"]), np.array(carry["steps"])
+        now = np.array(carry["think_at_least"])
+        started = steps == 1
+        assert ((now[started] >= 3) & (now[started] <= max_steps)).all()  # drawn when a row starts
+        assert (now[~started] == least[~started]).all()  # and kept while it thinks
+        halted_at += steps[halted].tolist()
+        least_of += now[halted].tolist()
+    assert halted_at and all(s >= least for s, least in zip(halted_at, least_of))
 
 
 def test_one_step_applies_adam_atan2_and_sign_sgd_with_the_schedule(tmp_path):

@@ -25,9 +25,9 @@ from hrm_mlx.train.checkpoints import latest_checkpoint, load_checkpoint, save_c
 from hrm_mlx.train.config import RunConfig, TrainConfig, load_recipe, model_config, resolve_config, schedule
 from hrm_mlx.train.evaluate import evaluate, evaluate_model
 from hrm_mlx.train.loop import init_weights_from, plot_metrics, prepare_run_dir, save_model, train
-from hrm_mlx.train.trainer import Trainer, initial_carry, to_mx
+from hrm_mlx.train.trainer import Trainer, to_mx
 
 __all__ = ["EvalCallback", "RunConfig", "RunStart", "RunSummary", "TrainCallback", "TrainConfig", "Trainer", "evaluate",
-           "evaluate_model", "init_weights_from", "initial_carry", "latest_checkpoint", "load_checkpoint",
+           "evaluate_model", "init_weights_from", "latest_checkpoint", "load_checkpoint",
            "load_recipe", "model_config", "plot_metrics", "prepare_run_dir", "resolve_config", "save_checkpoint",
            "save_model", "schedule", "to_mx", "train"]

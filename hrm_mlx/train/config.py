@@ -55,6 +55,10 @@ class TrainConfig(Settings):
     compile: bool = setting(True, "mx.compile the training step")
     init_from: str | None = setting(None, "a model folder or repo whose weights start the run (a curriculum stage); "
                                     "same shapes")
+    think_at_least: int = setting(0, "every training row thinks at least a number of ACT steps drawn uniformly from "
+                                  "this..halt_max_steps (once, when it starts) before its halt head may stop it: "
+                                  "solved rows keep thinking, so the update learns to keep a solved answer and "
+                                  "long puzzles get their steps; 0: the official exploration only", minimum=0)
     data: DataConfig | None = setting(None, "the task's data settings (train.data.*)")
 
 

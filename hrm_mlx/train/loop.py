@@ -21,7 +21,7 @@ from hrm_mlx.train.checkpoints import (carry_arrays, carry_from, flat_tree, late
 from hrm_mlx.train.config import RunConfig, model_config, schedule
 from hrm_mlx.train.distributed import broadcast_json, gather_now
 from hrm_mlx.train.evaluate import evaluate
-from hrm_mlx.train.trainer import Trainer, initial_carry, to_mx
+from hrm_mlx.train.trainer import Trainer, to_mx
 
 
 def init_weights_from(model, source: str) -> None:
@@ -157,7 +157,7 @@ def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False
             atomic.write_json(run_dir / "config.json", config.to_dict())
     loader = datasets.TrainLoader(train_split, settings.global_batch_size, settings.seed, plan["epochs_per_iter"],
                                   group.rank(), group.size())
-    carry = initial_carry(model, trainer.local_batch, meta["seq_len"])
+    carry = trainer.initial_carry(meta["seq_len"])
     step, elapsed = 0, 0.0
     if has_checkpoint:
         step, global_carry, loader_state, extra = load_checkpoint(checkpoint, trainer, carry, group)

@@ -42,15 +42,22 @@ class Trainer:
 
     def _step(self, carry, batch, lr, emb_lr):
         model, train = self.model, self.train
+        least = carry.get("think_at_least")
         carry = act.reset_halted(model, carry, batch)
         ids = carry["puzzle_identifiers"]
         rows = model.puzzle_rows(ids)
         key, sub = mx.random.split(self.tstate["key"])
-        self.tstate["key"] = key
         min_halt = act.exploration(self.global_batch, model.args.halt_exploration_prob, model.args.halt_max_steps,
                                    key=sub)
-        if self.world > 1:  # every rank drew the global batch's numbers; keep this rank's rows
-            min_halt = min_halt[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
+        if train.think_at_least:  # a row draws its least number of steps when it starts (step 0 after the reset)
+            key, sub = mx.random.split(key)
+            draw = mx.random.randint(train.think_at_least, model.args.halt_max_steps + 1, (self.global_batch,),
+                                     key=sub)
+            least = mx.where(carry["steps"] == 0, self._mine(draw), least)
+        self.tstate["key"] = key
+        min_halt = self._mine(min_halt)
+        if least is not None:
+            min_halt = mx.maximum(min_halt, least)
         params = model.trainable_parameters()
         if rows is not None:
             (loss, carry, metrics), (grads, row_grads) = mx.value_and_grad(self._loss, argnums=(0, 1))(
@@ -58,6 +65,8 @@ class Trainer:
         else:
             (loss, carry, metrics), grads = mx.value_and_grad(self._loss)(params, rows, carry, min_halt)
         metrics = dict(metrics, loss=loss)
+        if least is not None:
+            carry["think_at_least"] = least
         if self.world > 1:
             grads = all_sum_tree(grads, self.group)
             metrics = all_sum_tree(metrics, self.group)
@@ -71,6 +80,20 @@ class Trainer:
             self.tstate["ema"] = optim.ema_update(self.tstate["ema"], model.trainable_parameters(),
                                                   train.ema_rate)
         return carry, metrics
+
+    def _mine(self, values: mx.array) -> mx.array:
+        """This rank's rows of numbers every rank drew for the global batch."""
+        return values if self.world == 1 else values[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
+
+    def initial_carry(self, seq_len: int) -> dict:
+        """A carry of this rank's rows, all halted (the first step loads a whole batch)."""
+        dummy = {"inputs": mx.zeros((self.local_batch, seq_len), dtype=mx.int32),
+                 "labels": mx.zeros((self.local_batch, seq_len), dtype=mx.int32),
+                 "puzzle_identifiers": mx.zeros((self.local_batch,), dtype=mx.int32)}
+        carry = act.initial_carry(self.model, dummy)
+        if self.train.think_at_least:
+            carry["think_at_least"] = mx.zeros((self.local_batch,), dtype=mx.int32)
+        return carry
 
     def lrs(self, step: int) -> tuple[float, float]:
         t = self.train
@@ -87,13 +110,6 @@ class Trainer:
 
     def ema_weights(self):
         return self.tstate.get("ema")
-
-
-def initial_carry(model, local_batch: int, seq_len: int) -> dict:
-    dummy = {"inputs": mx.zeros((local_batch, seq_len), dtype=mx.int32),
-             "labels": mx.zeros((local_batch, seq_len), dtype=mx.int32),
-             "puzzle_identifiers": mx.zeros((local_batch,), dtype=mx.int32)}
-    return act.initial_carry(model, dummy)
 
 
 def to_mx(batch: dict) -> dict:
