@@ -125,7 +125,8 @@ def test_converted_trainer_run_solves(tmp_path):
     model, config = io.load(folder)
     expected = np.load(RUNS / "sudoku-att" / "expected.npz")
     puzzle = tasks.get("sudoku").parse((Path(__file__).parent.parent / "examples" / "sudoku.txt").read_text())[0]
-    [solution] = solver.solve(model, config, [puzzle], max_steps=expected["logits"].shape[0])
+    [solution] = solver.solve(model, config, [puzzle], max_steps=expected["logits"].shape[0], stop="never",
+                              num_aug=1)  # the model alone, as their code runs it
     assert np.array_equal(solution.answer, tasks.get("sudoku").decode(expected["predictions"][-1, 0]))
 
 
@@ -185,7 +186,8 @@ def test_converted_nano_trm_model_solves(tmp_path):
     expected = np.load(NANO / "sudoku" / "expected.npz")
     sudoku = tasks.get("sudoku")
     puzzle = sudoku.parse((Path(__file__).parent.parent / "examples" / "sudoku.txt").read_text())[0]
-    [solution] = solver.solve(model, config, [puzzle], max_steps=expected["logits"].shape[0])
+    [solution] = solver.solve(model, config, [puzzle], max_steps=expected["logits"].shape[0], stop="never",
+                              num_aug=1)  # the model alone, as their code runs it
     theirs = np.array(NANO_SUDOKU_ROWS)[expected["logits"][-1, 0][:, NANO_SUDOKU_ROWS].argmax(-1)]
     assert np.array_equal(solution.answer, sudoku.decode(np.where(theirs == 0, 0, theirs - 1)))
 
