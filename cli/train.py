@@ -79,6 +79,26 @@ class _Renderer(TrainCallback):
         self.progress.stop()
 
 
+def _list_settings(task: str | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from hrm_mlx.cli.render import console
+    from hrm_mlx.train import TrainConfig
+
+    rows = [row for row in TrainConfig.describe("train.") if row[0] != "train.data"]
+    shown = [tasks.get(task)] if task else tasks.all_tasks()
+    for found in shown:
+        prefix = "train.data." if len(shown) == 1 else f"train.data. ({found.name})  "
+        rows += [(prefix + key, default, text) for key, default, text in found.DataConfig.describe()]
+    table = Table("setting", "default", "meaning", title="hrm-mlx train --set KEY=VALUE", title_justify="left")
+    for row in rows:
+        table.add_row(*map(escape, row))
+    console.print(table)
+    console.print("model.*: the family's config fields (hrm_mlx.models.hrm/trm ModelArgs), model.mixer_args.*: the "
+                  "token mixer's options (hrm_mlx.models.mixers)")
+
+
 def train(
     task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
     recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
@@ -100,6 +120,9 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where built data sets are cached "
                                             "(default $HRM_MLX_DATA or ~/.cache/hrm-mlx/data)."),
     list_recipes: bool = typer.Option(False, "--list-recipes", help="List the recipes and exit."),
+    list_settings: bool = typer.Option(False, "--list-settings", help="List every train.* and train.data.* "
+                                       "setting --set takes, with its default and meaning (the data settings of "
+                                       "--task, or of the --recipe's task; default: every task's), and exit."),
 ) -> None:
     """Train a model from a recipe: official semantics, cached data, checkpoints, exact --resume, data parallel."""
     from hrm_mlx import recipes
@@ -109,6 +132,9 @@ def train(
     if list_recipes:
         for name in recipes.names():
             console.print(f"[bold]{name}[/]  {recipes.load(name).get('description', '')}")
+        return
+    if list_settings:
+        _list_settings(task or (training.load_recipe(recipe)["task"] if recipe else None))
         return
     pairs = list(overrides)
     if steps is not None:

@@ -27,10 +27,10 @@ _REQUIRED = dataclasses.MISSING
 
 def setting(default: Any = _REQUIRED, help: str = "", *, minimum: float | None = None,
             choices: Sequence | None = None) -> Any:
-    """A settings field: its default (lists and dicts are copied per instance), help text, smallest allowed value
-    (numbers; integers default to 0) and allowed values."""
+    """A settings field: its default (lists, dicts and nested settings are copied per instance), help text,
+    smallest allowed value (numbers; integers default to 0) and allowed values."""
     metadata = {"help": help, "minimum": minimum, "choices": tuple(choices) if choices else None}
-    if isinstance(default, (list, dict)):
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
