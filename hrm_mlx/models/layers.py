@@ -9,6 +9,7 @@ A token mixer maps hidden states [B, S, D] to [B, S, D], mixing information acro
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from functools import partial
 
 import mlx.core as mx
@@ -77,9 +78,25 @@ class Rope:
 # CUDA) MLX's fused kernel is the fast one. Both compute softmax(q k^T * scale) v in float32 and agree to 1e-6.
 
 
+_FUSED: bool | None = None  # fused_kernels() forces the choice; None: by the device
+
+
 def fused_attention_is_faster() -> bool:
-    """Whether mx.fast.scaled_dot_product_attention beats explicit math here: on a GPU, not on the CPU."""
-    return mx.default_device() == mx.gpu
+    """Whether mx.fast.scaled_dot_product_attention beats explicit math here: on a GPU, not on the CPU. The one
+    place the device picks the attention kernels (here and in FLARE's mix)."""
+    return _FUSED if _FUSED is not None else mx.default_device() == mx.gpu
+
+
+@contextmanager
+def fused_kernels(enabled: bool = True):
+    """Take the fused attention kernels (``enabled``) or the explicit math whatever the device, while the block
+    runs: tests take the GPU's path on a CPU. Functions compiled inside keep the choice they were traced with."""
+    global _FUSED
+    previous, _FUSED = _FUSED, enabled
+    try:
+        yield
+    finally:
+        _FUSED = previous
 
 
 @partial(mx.compile, shapeless=True)
