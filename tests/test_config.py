@@ -79,4 +79,4 @@ def test_the_train_command_lists_every_setting():
         assert key in result.output
     assert "[low, high]" in result.output and "train.data.givens" not in result.output  # the maze's data only
     everything = CliRunner().invoke(app, ["train", "--list-settings"], env={"COLUMNS": "200"}).output
-    assert "(sudoku)" in everything and "(arc)" in everything
+    assert "(mini-sudoku)" in everything and "(arc)" in everything

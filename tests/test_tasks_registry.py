@@ -24,7 +24,7 @@ TASK_INTERFACE = ("parse", "looks_like", "validate", "encode", "decode", "check"
 
 
 def test_registry_holds_every_task_with_the_shared_interface():
-    assert tasks.names() == ["sudoku", "maze", "arc"]
+    assert tasks.names() == ["sudoku", "mini-sudoku", "maze", "arc"]
     for module in (sudoku, maze, arc):
         task = tasks.get(module.TASK.name)
         assert task is module.TASK and isinstance(task, tasks.Task)
@@ -37,7 +37,7 @@ def test_registry_holds_every_task_with_the_shared_interface():
 
 def test_get():
     assert tasks.get("sudoku") is sudoku.TASK and tasks.get(" ARC ") is arc.TASK
-    with one_line_error(r"unknown task 'chess' \(known: sudoku, maze, arc\)") as info:
+    with one_line_error(r"unknown task 'chess' \(known: sudoku, mini-sudoku, maze, arc\)") as info:
         tasks.get("chess")
     assert "\n" not in str(info.value)
 
