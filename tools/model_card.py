@@ -39,21 +39,28 @@ from hrm_mlx.train import latest_checkpoint
 
 SEED = 12345  # held-out puzzles: a generator seed no training run uses
 MAZE_SIDES = (5, 7, 9, 11, 13, 15, 17, 21, 25, 30)
-MAZE_BEYOND = (45, 60)  # larger than every maze the shipped model trained on
 MAZE_LOOPS = {"perfect": 0.0, "loops": 0.1}  # share of inner walls removed: none (one route), some (several)
 MAZE_HARD = {"size": 30, "min_path": 110}  # the official Maze-Hard filter
-SUDOKU_GIVENS = (20, 21, 22, 23, 24, 25, 26, 28, 30, 33, 36, 40, 45)
+SUDOKU_GIVENS = (21, 22, 23, 24, 25, 27, 30, 35, 40, 45)
 FIXED_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def stage_facts(run_dir: Path) -> dict:
+    """A training stage: its run folder, or the folder a model card keeps of it (config.json and metrics.jsonl
+    only: the step and hours then come from the logged training lines, each ``log_every`` steps at its rate)."""
     config = json.loads((run_dir / "config.json").read_text())
-    checkpoint = latest_checkpoint(run_dir)
-    state = json.loads((checkpoint / "state.json").read_text()) if checkpoint else {}
-    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-             if '"eval"' in line]
-    return {"dir": run_dir, "config": config, "step": int(state.get("step", 0)),
-            "hours": float(state.get("elapsed", 0.0)) / 3600, "last_eval": evals[-1] if evals else None}
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [line for line in lines if line["split"] == "eval"]
+    checkpoint = latest_checkpoint(run_dir) if (run_dir / "checkpoints").is_dir() else None
+    if checkpoint:
+        state = json.loads((checkpoint / "state.json").read_text())
+        step, seconds = int(state["step"]), float(state["elapsed"])
+    else:
+        trained = [line for line in lines if line["split"] == "train"]
+        step = trained[-1]["step"] if trained else 0
+        seconds = sum(config["train"]["log_every"] / line["steps_per_s"] for line in trained)
+    return {"dir": run_dir, "config": config, "step": step, "hours": seconds / 3600,
+            "last_eval": evals[-1] if evals else None}
 
 
 def command_of(stage: dict, previous: dict | None) -> str:
@@ -95,7 +102,7 @@ def held_out(task: str, n: int, stream: int, **options) -> list:
 
 def rate(model, config, puzzles: list, **options) -> dict:
     """Share of ``puzzles`` that ``hrm_mlx.solve`` answers correctly (as ``hrm-mlx solve``; ``options`` are
-    its max_steps/stop), the mean ACT steps used and the seconds per puzzle."""
+    its max_steps/stop/num_aug), the mean ACT steps used and the seconds per puzzle."""
     started = time.perf_counter()
     solutions = solver.solve(model, config, puzzles, **options)
     seconds = time.perf_counter() - started
@@ -108,11 +115,13 @@ def percent(result: dict) -> str:
 
 
 def steps_table(model, config, sets: dict[str, list], numbers: dict) -> list[str]:
-    """Accuracy of each puzzle set after exactly N ACT steps (``--stop never``; one traced run of the longest N
-    gives every shorter one), and with the default rule."""
+    """Accuracy of each puzzle set after exactly N ACT steps of the model on the puzzle alone (``--stop never
+    --num-aug 1``: the question is what repeating the update does; one traced run of the longest N gives every
+    shorter one), and with the default rule."""
     numbers["by_fixed_steps"] = {}
     for name, puzzles in sets.items():
-        solutions = solver.solve(model, config, puzzles, max_steps=max(FIXED_STEPS), stop="never", trace=True)
+        solutions = solver.solve(model, config, puzzles, max_steps=max(FIXED_STEPS), stop="never", trace=True,
+                                 num_aug=1)
         numbers["by_fixed_steps"][name] = {
             steps: {"count": len(puzzles), "solved": float(np.mean([s.trace[steps - 1].solved for s in solutions]))}
             for steps in FIXED_STEPS}
@@ -126,13 +135,13 @@ def steps_table(model, config, sets: dict[str, list], numbers: dict) -> list[str
     return lines
 
 
-def maze_tables(model, config, n: int) -> tuple[list[str], dict]:
+def maze_tables(model, config, n: int, beyond: tuple[int, ...]) -> tuple[list[str], dict]:
     numbers: dict = {"by_side": {}, "default": {}}
     lines = ["Against the maze side (`hrm-mlx solve` with no flags; half the mazes with the goal farthest from "
              "the start; sides above the training canvas are solved at their own size):", "",
              "| side | " + " | ".join(f"{kind}: solved" for kind in MAZE_LOOPS) +
              " | mean path | mean ACT steps | s / maze |", "|---|" + "---|" * (len(MAZE_LOOPS) + 3)]
-    for stream, side in enumerate(MAZE_SIDES + MAZE_BEYOND):
+    for stream, side in enumerate(MAZE_SIDES + beyond):
         count = n if side <= 30 else max(10, n // 4)
         row, paths, steps, seconds = [], [], [], []
         for k, (kind, loops) in enumerate(MAZE_LOOPS.items()):
@@ -142,8 +151,8 @@ def maze_tables(model, config, n: int) -> tuple[list[str], dict]:
             paths += [maze.shortest_path_length(p) for p in puzzles]
             steps.append(result["steps"])
             seconds.append(result["seconds_per_puzzle"])
-        beyond = " (beyond training)" if side > config["seq_len"] ** 0.5 else ""
-        lines.append(f"| {side}{beyond} | " + " | ".join(row) +
+        mark = " (beyond training)" if side > config["seq_len"] ** 0.5 else ""
+        lines.append(f"| {side}{mark} | " + " | ".join(row) +
                      f" | {np.mean(paths):.0f} | {np.mean(steps):.1f} | {np.mean(seconds):.2f} |")
     lines += ["", f"Maze-Hard-like: 30x30 with a shortest path of {MAZE_HARD['min_path']}+ cells:", "",
               "| mazes | " + " | ".join(MAZE_LOOPS) + " |", "|---|" + "---|" * len(MAZE_LOOPS)]
@@ -164,24 +173,27 @@ def maze_tables(model, config, n: int) -> tuple[list[str], dict]:
 
 
 def sudoku_tables(model, config, n: int) -> tuple[list[str], dict]:
-    numbers: dict = {"by_givens": {}, "default": {}}
-    lines = ["Against the number of givens (`hrm-mlx solve` with no flags; each row its own generated set; the "
-             "generator digs below 22 givens with \"-2 +1\" moves, 20-21 givens take seconds per puzzle and 17-19 are "
-             "out of its reach, so fewer puzzles are measured there):", "",
-             "| givens | puzzles | solved | mean ACT steps | s / puzzle |", "|---|---|---|---|---|"]
+    numbers: dict = {"by_givens": {}, "by_givens_one_version": {}, "default": {}}
+    versions = sudoku.TASK.default_versions
+    lines = ["Against the number of givens (`hrm-mlx solve` with no flags: the puzzle and "
+             f"{versions - 1} symmetric copies of it vote; and the puzzle alone, `--num-aug 1`; each row its own "
+             "generated set; the generator digs below 22 givens with \"-2 +1\" moves, 21 givens take seconds per "
+             "puzzle and 17-20 are out of its reach (20 fails often), so fewer puzzles are measured there):", "",
+             "| givens | puzzles | solved | mean ACT steps | s / puzzle | puzzle alone |", "|---|---|---|---|---|---|"]
     for stream, givens in enumerate(SUDOKU_GIVENS):
-        count = n // 10 if givens < 21 else n // 4 if givens < 22 else n
-        result = numbers["by_givens"][givens] = rate(model, config, held_out("sudoku", count, 100 + stream,
-                                                                             givens=givens))
+        count = n // 4 if givens < 22 else n
+        puzzles = held_out("sudoku", count, 100 + stream, givens=givens)
+        result = numbers["by_givens"][givens] = rate(model, config, puzzles)
+        alone = numbers["by_givens_one_version"][givens] = rate(model, config, puzzles, num_aug=1)
         lines.append(f"| {givens} | {count} | {percent(result)} | {result['steps']:.1f} | "
-                     f"{result['seconds_per_puzzle']:.3f} |")
+                     f"{result['seconds_per_puzzle']:.3f} | {percent(alone)} |")
     sets = {"22-24 givens": held_out("sudoku", n, 400, givens=(22, 24)),
             "25-29 givens": held_out("sudoku", n, 401, givens=(25, 29)),
             "30-45 givens": held_out("sudoku", n, 402, givens=(30, 45))}
     for name, puzzles in sets.items():
-        numbers["default"][name] = rate(model, config, puzzles)
-    lines += ["", "Does thinking longer help? The same held-out puzzles after exactly N ACT steps "
-              "(`--max-steps N --stop never`), and with the default rule:", "",
+        numbers["default"][name] = rate(model, config, puzzles, num_aug=1)
+    lines += ["", "Does thinking longer help? The same held-out puzzles, each alone (`--num-aug 1`), after exactly N "
+              "ACT steps (`--max-steps N --stop never`), and with the default stopping rule:", "",
               *steps_table(model, config, sets, numbers)]
     return lines, numbers
 
@@ -209,8 +221,11 @@ def plot(task: str, numbers: dict, out: Path) -> None:
         right.set_xlabel("maze side (default solve)")
     else:
         givens = sorted(numbers["by_givens"])
-        right.plot(givens, [100 * numbers["by_givens"][g]["solved"] for g in givens], "s-", label="default solve")
-        right.set_xlabel("givens (default solve)")
+        right.plot(givens, [100 * numbers["by_givens"][g]["solved"] for g in givens], "s-",
+                   label="default solve (symmetric copies vote)")
+        right.plot(givens, [100 * numbers["by_givens_one_version"][g]["solved"] for g in givens], "^--",
+                   label="the puzzle alone (--num-aug 1)")
+        right.set_xlabel("givens")
     right.set_ylim(0, 100)
     right.legend()
     fig.suptitle(f"shipped {task} model on held-out puzzles (seed {SEED})")
@@ -258,7 +273,7 @@ def headlines(task: str, numbers: dict) -> list:
     else:
         groups = {f"held-out generated Sudokus with {low}-{high} givens (seed {SEED})":
                   [r for g, r in numbers["by_givens"].items() if low <= g <= high]
-                  for low, high in ((25, 45), (20, 24))}
+                  for low, high in ((25, 45), (21, 24))}
     out = []
     for dataset, results in groups.items():
         solved, count = pooled(results)
@@ -266,9 +281,9 @@ def headlines(task: str, numbers: dict) -> list:
     return out
 
 
-def accuracy_tables(task: str, model_dir: Path, n: int) -> tuple[list[str], dict]:
+def accuracy_tables(task: str, model_dir: Path, n: int, beyond: tuple[int, ...]) -> tuple[list[str], dict]:
     model, config = io.load(model_dir)
-    lines, numbers = (sudoku_tables if task == "sudoku" else maze_tables)(model, config, n)
+    lines, numbers = sudoku_tables(model, config, n) if task == "sudoku" else maze_tables(model, config, n, beyond)
     plot(task, numbers, model_dir / "accuracy_vs_steps.png")
     lines += ["", "![accuracy against ACT steps](accuracy_vs_steps.png)", "",
               "Wall time of one whole `hrm-mlx solve` of one puzzle (process start to answer):", "",
@@ -285,6 +300,8 @@ def main() -> int:
     parser.add_argument("--dtype", default="float16", help="stored dtype of the shipped weights")
     parser.add_argument("--n", type=int, default=200, help="held-out puzzles per table row (fewer where they are "
                         "slow to generate or solve)")
+    parser.add_argument("--beyond", type=int, nargs="*", default=[45, 60],
+                        help="maze sides measured beyond the table's 5-30 (each solve's budget grows with the area)")
     parser.add_argument("--note", default="", help="Markdown paragraph for the card: what was tried, what fell short")
     args = parser.parse_args()
 
@@ -303,7 +320,7 @@ def main() -> int:
                     shutil.copy2(stage["dir"] / name, target / name)
         task = config["task"]["name"]
         started = time.time()
-        lines, numbers = accuracy_tables(task, work, args.n)
+        lines, numbers = accuracy_tables(task, work, args.n, tuple(args.beyond))
         (work / "training" / "accuracy.json").write_text(json.dumps(numbers, indent=2))
         params = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
         size_kb = sum(p.stat().st_size for p in work.glob("*.safetensors")) / 1024
