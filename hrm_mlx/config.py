@@ -180,7 +180,7 @@ def parse_value(text: str) -> Any:
     """A --set value: JSON when it parses (numbers, true/false/null, lists, objects), else the plain string."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 

@@ -327,6 +327,11 @@ def corrupt(folder: Path, case: str):
         config["pos_encodings"] = "sideways"
     elif case == "config bad type":
         config["num_heads"] = "four"
+    elif case == "config unknown key":
+        config["hiden_size"] = 64  # a hand-edited typo
+    elif case == "config seq_len":
+        config["task"] = {"name": "maze", "canvas": 4}
+        config["seq_len"] = 15  # a 4x4 canvas is 16 tokens
     elif case == "weight missing":
         del weights["lm_head.weight"]
     elif case == "weight unexpected":
@@ -349,6 +354,8 @@ MODEL_FOLDER_CASES = {
     "config missing key": "missing key hidden_size",
     "config bad value": "pos_encodings must be",
     "config bad type": "num_heads must be a non-negative integer",
+    "config unknown key": "config.json: unknown key 'hiden_size'",
+    "config seq_len": "seq_len is 15, but maze puzzles as its task block says",
     "weight missing": "weight 'lm_head.weight' [11, 64] is missing",
     "weight unexpected": "unexpected weight 'extra.weight' [2, 2]",
     "weight wrong shape": "weight 'lm_head.weight' has shape [11, 32], the config expects [11, 64]",

@@ -26,11 +26,11 @@ def card_of(folder: Path) -> ModelCard:
 
 
 def test_saved_folder_has_a_card_with_hub_metadata(tmp_path):
-    config = {"family": "hrm", **fx.config("rope"), "task": {"name": "sudoku"}}
+    config = {"family": "hrm", **fx.config("rope"), "task": {"name": "maze", "canvas": 4}}  # 16 tokens, as the model
     folder = io.save(fx.build_model("rope"), config, tmp_path / "m")
     card = card_of(folder)
     assert card.data.library_name == "mlx" and card.data.license == "apache-2.0"
-    assert card.data.tags == ["mlx", "hrm-mlx", "hrm", "sudoku"] and card.data.base_model is None
+    assert card.data.tags == ["mlx", "hrm-mlx", "hrm", "maze"] and card.data.base_model is None
     assert f"--model {folder}" in card.text
 
 

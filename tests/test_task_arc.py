@@ -516,3 +516,10 @@ def test_bad_submissions_raise_one_line_errors():
         arc.validate_submission({}, puzzles)
     with raises_one_line("submission is one JSON object"):
         arc.score_submission('{"a": 1}\n{"b": 2}', {"t1": [A]})
+
+
+def test_a_task_file_is_named_by_its_file():
+    text = json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]})
+    assert [p.id for p in arc.TASK.parse_file(text, "007bbfb7")] == ["007bbfb7"]
+    assert [p.id for p in arc.TASK.parse_file(json.dumps({"abc": json.loads(text)}), "file")] == ["abc"]
+    assert [p.id for p in arc.TASK.parse_file(json.dumps(dict(json.loads(text), id="named")), "file")] == ["named"]

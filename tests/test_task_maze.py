@@ -136,14 +136,13 @@ def test_looks_like():
         ("", "empty input"),
         ("\n \n", "empty input"),
         ("#####\n#S G#\n#X  #\n#####\n#####", "line 3, column 2: unknown maze symbol 'X'"),
-        ("#####\n#S G#\n#####", "3 rows and 5 columns; mazes are square"),
+        ("#####\n#S\tG#\n#####", "line 2 holds a tab; a maze cell is one character"),
         ("#S  G#####", "line 1: 10 characters is not a square maze"),
         ('{"grid": ["###", "#S#"', "malformed JSON"),
         ('{"grid": "#S G"}\n{"grid": nope}', "malformed JSON on line 2"),
         (json.dumps({"task": "sudoku", "grid": LOOPY}), "task is 'sudoku'"),
         (json.dumps({"cells": LOOPY}), "no maze grid"),
         (json.dumps({"grid": 5}), "list of row strings"),
-        (json.dumps({"grid": LOOPY[:5]}), "5 rows and 7 columns"),
         (json.dumps({"grid": ["#S#", "#?#", "#G#"]}), "row 2, column 2: unknown maze symbol '?'"),
         ("question\n" + "#S G#", "CSV line 2: 5 characters is not a square maze"),
     ],
@@ -174,8 +173,8 @@ def test_validate_rejects_bad_sizes_symbols_and_wrong_answers():
     with raises_one_line("31x31; sizes from 2x2 to 30x30"):
         maze.validate(maze.Maze(big))
     maze.validate(maze.Maze(big), canvas=31)
-    with raises_one_line("3x4; mazes must be square"):
-        maze.validate(maze.Maze(np.full((3, 4), maze.OPEN)))
+    with raises_one_line("1x4; sizes from 2x2 to 30x30"):
+        maze.validate(maze.Maze(np.full((1, 4), maze.OPEN)))
     with raises_one_line("contains 'o'"):
         maze.validate(maze.Maze(codes_of(TOP_RIGHT)))
     with raises_one_line("code 9"):
@@ -372,3 +371,48 @@ def test_augment_without_labels_and_single_transforms():
     np.testing.assert_array_equal(maze.invert_transform(new_inputs[0], transform), tokens)
     flipped = maze.apply_transform(tokens, maze.MazeTransform(dihedral=4, size=7))
     assert maze.to_text(maze.decode(flipped)).split("\n")[1] == "#    S#"
+
+
+# --- mazes as people write them --------------------------------------------------------------------------------
+
+
+def test_a_rectangular_maze_is_solved_on_a_square_of_walls():
+    rows = ["#########", "#S      #", "# ##### #", "#      G#", "#########"]
+    parsed = maze_of(rows)
+    assert parsed.grid.shape == (5, 9) and maze.side(parsed) == 9
+    maze.validate(parsed, canvas=9)
+    board = maze.encode(parsed, canvas=10).reshape(10, 10)
+    np.testing.assert_array_equal(board[:5, :9], parsed.grid)
+    assert (board[5:9, :9] == maze.WALL).all() and (board[9] == maze.PAD).all() and (board[:, 9] == maze.PAD).all()
+    answer = maze.shortest_path(parsed)
+    assert maze.decode(maze.encode_answer(np.pad(answer, ((0, 4), (0, 0)), constant_values=maze.WALL), 10),
+                       parsed).shape == (5, 9)
+    assert maze.check(parsed, answer) == (True, "solved")
+    with raises_one_line("5x9; sizes from 2x2 to 8x8"):
+        maze.validate(parsed, canvas=8)
+
+
+def test_a_row_of_open_cells_in_a_maze_without_a_border_is_a_row():
+    rows = ["S # # # #", "         ", "# # # # #", "         ", "# # # # G"]
+    [parsed] = maze.parse("\n".join(rows) + "\n")
+    assert parsed.grid.shape == (5, 9) and (parsed.grid[1] == maze.OPEN).all()
+    maze.validate(parsed)
+    # an empty line, or spaces of another width, still separates mazes
+    assert len(maze.parse("\n".join(LOOPY) + "\n\n" + "\n".join(LOOPY))) == 2
+    assert len(maze.parse("\n".join(LOOPY) + "\n   \n" + "\n".join(LOOPY))) == 2
+
+
+def test_flat_lines_are_told_from_grid_rows_by_their_start_and_goal():
+    grid = ["#########", "#S     G#", "# ##### #", "#       #", "#########"]  # five rows of 9: one 5x9 maze
+    assert [m.grid.shape for m in maze.parse("\n".join(grid))] == [(5, 9)]
+    flat = ["###S G###", "###G S###"]  # each line has its S and G: two 3x3 mazes
+    assert [m.grid.shape for m in maze.parse("\n".join(flat))] == [(3, 3), (3, 3)]
+
+
+def test_a_tab_is_named_and_csv_rows_keep_their_source():
+    with raises_one_line("line 2 holds a tab; a maze cell is one character: write open cells as spaces"):
+        maze.parse("#####\n\t#S G#\n#####")
+    flat = "".join(LOOPY)
+    parsed = maze.parse(f"source,question\nhard-{1},{flat}\n,{flat}\n")
+    assert [m.name for m in parsed] == ["hard-1", None]
+    assert maze.parse(json.dumps([{"grid": LOOPY, "id": "m7"}]))[0].name == "m7"

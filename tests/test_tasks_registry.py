@@ -66,7 +66,7 @@ def test_detect(text, filename, expected):
     [
         ("", "a.json", "a.json is empty"),
         ("hello world", None, "the input is not a puzzle file of a known task"),
-        (json.dumps({"train": [], "test": []}), "x.json", "x.json is not a puzzle file"),
+        (json.dumps({"train": [], "test": []}), "x.json", "x.json, read as arc puzzles: task x: no demonstration"),
         (json.dumps({"0a1b2c3d": [[[1, 2]]]}), "/data/solutions.json", "solutions.json is an ARC solutions file"),
     ],
 )
@@ -86,3 +86,33 @@ def test_ambiguous_content_is_settled_by_extension_or_name_else_an_error(monkeyp
         tasks.detect(SUDOKU, "p.csv")  # .csv rules out arc only
     assert tasks.detect(SUDOKU, "hard-maze.csv") is maze.TASK  # a task name in the file name decides
     assert tasks.detect(SUDOKU, "p.sdk") is sudoku.TASK  # an extension only sudoku uses
+
+
+@pytest.mark.parametrize(
+    "text, filename, match",
+    [
+        ("\t#####\n\t#S G#\n\t#####", "m.txt", r"m.txt, read as maze puzzles: line 1 holds a tab"),
+        ("#####\n#S G#\n#X  #\n#####", "m.txt", r"m.txt, read as maze puzzles: line 3, column 2: unknown maze symbol"),
+        ("5" * 80, "s.txt", r"s.txt, read as sudoku puzzles: line 1: found 80 cells"),
+        ("[" * 5000 + "]" * 5000, "deep.json", r"deep.json: JSON nested too deeply to be a puzzle"),
+        ('{"grid": ["#S#", ', "m.json", r"m.json: malformed JSON"),
+    ],
+)
+def test_detection_gives_the_real_reason_without_naming_the_task(text, filename, match):
+    with one_line_error(match) as info:
+        tasks.detect(text, filename)
+    assert "\n" not in str(info.value)
+
+
+def test_json_nested_deeper_than_python_recurses_is_a_one_line_error():
+    from hrm_mlx.tasks import formats
+
+    for depth in (900, 990, 5000, 100_000):
+        text = "[" * depth + "]" * depth
+        for task in tasks.all_tasks():
+            try:
+                task.parse(text)
+            except HrmMlxError as error:
+                assert "\n" not in str(error)
+    with pytest.raises(HrmMlxError, match="nested too deeply"):
+        formats.load_json_documents("[" * 100_000 + "]" * 100_000)

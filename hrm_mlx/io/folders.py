@@ -24,6 +24,8 @@ WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 IDENTIFIERS_FILE = "identifiers.json"
 CARD_FILE = "README.md"
+# config.json keys besides the model fields: what the model solves, and for trained models their data and recipe
+FOLDER_KEYS = ("family", "task", "data", "recipe")
 DEFAULT_MAX_SHARD_SIZE = 2_000_000_000
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -54,23 +56,33 @@ def validate_config(config: Any, where: str = "config") -> dict:
     if not isinstance(config, dict):
         raise HrmMlxError(f"{where}: must be a JSON object, not {type(config).__name__}")
     module = family_module(config.get("family", "hrm"), where)
+    known = {*FOLDER_KEYS, *LEGACY_OPTIONS, *(f.name for f in dataclasses.fields(module.ModelArgs))}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise HrmMlxError(f"{where}: unknown key {unknown[0]!r} (a {config.get('family', 'hrm')} config.json holds "
+                          f"the model fields, {', '.join(FOLDER_KEYS)})")
     try:
-        module.ModelArgs.from_dict(config)
+        args = module.ModelArgs.from_dict(config)
     except HrmMlxError as error:
         raise HrmMlxError(f"{where}: {error}") from None
-    _validate_task(config.get("task"), where)
+    _validate_task(config.get("task"), args.seq_len, where)
     return config
 
 
-def _validate_task(task: Any, where: str) -> None:
+def _validate_task(task: Any, seq_len: int, where: str) -> None:
     if task is None:
         return
     if not isinstance(task, dict) or not isinstance(task.get("name"), str):
         raise HrmMlxError(f"{where}: task must be an object with a name, not {task!r}")
     try:
-        tasks.get(task["name"]).check_info(task)
+        found = tasks.get(task["name"])
+        found.check_info(task)
     except HrmMlxError as error:
         raise HrmMlxError(f"{where}: {error}") from None
+    expected = found.seq_len(task)
+    if expected is not None and seq_len != expected:
+        raise HrmMlxError(f"{where}: seq_len is {seq_len}, but {found.name} puzzles as its task block says "
+                          f"({json.dumps(task, separators=(', ', ': '))}) take {expected} tokens")
 
 
 def read_config(folder: str | Path) -> dict:
@@ -90,6 +102,8 @@ def read_json(text: str, path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise HrmMlxError(f"{path}: invalid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+    except RecursionError:
+        raise HrmMlxError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -113,7 +127,7 @@ def check_safetensors(path: Path) -> dict[str, tuple[str, list[int]]]:
         raise HrmMlxError(f"{path}: cannot read ({one_line(error)})") from None
     try:
         meta = json.loads(header)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise HrmMlxError(f"{bad} (header is not JSON)") from None
     if not isinstance(meta, dict):
         raise HrmMlxError(f"{bad} (header is not a JSON object)")
@@ -148,7 +162,7 @@ def weight_files(folder: Path) -> tuple[list[Path], dict[str, str] | None]:
             weight_map = index["weight_map"]
             if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
                 raise TypeError
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError):
             raise HrmMlxError(f"{index_path}: invalid index (expected JSON with a weight_map of file names)") from None
         names = sorted(set(weight_map.values()))
         for name in names:
@@ -310,7 +324,8 @@ def save(model, config: dict, folder: str | os.PathLike, *, identifiers: list[st
     place at the end, so an interruption never leaves a half-written model at ``folder``. An existing model
     folder there is replaced; any other existing folder is refused.
 
-    config.json = ``config`` with the model's own arguments (``model.args``) filled in. ``dtype`` casts every
+    config.json = the model fields and FOLDER_KEYS of ``config`` (other keys are left out), with the model's own
+    arguments (``model.args``) filled in. ``dtype`` casts every
     floating weight (float32, bfloat16, float16); None keeps each weight's dtype. ``card`` is the README.md text
     (hrm_mlx.model_card); None writes the default card. Returns the folder."""
     folder = Path(folder).expanduser().absolute()
@@ -319,8 +334,10 @@ def save(model, config: dict, folder: str | os.PathLike, *, identifiers: list[st
     fields = dataclasses.asdict(args) if args is not None and dataclasses.is_dataclass(args) else {}
     # family first, then the model's own arguments (they win over the given config), then the rest (task, ...);
     # mixer options an older config.json kept at the top level are in mixer_args now
-    config = {key: value for key, value in config.items() if key not in LEGACY_OPTIONS}
-    config = {"family": config.get("family", "hrm"), **config, **fields}
+    family = config.get("family", "hrm")
+    known = {*FOLDER_KEYS, *(f.name for f in dataclasses.fields(family_module(family, "config").ModelArgs))}
+    config = {key: value for key, value in config.items() if key in known}
+    config = {"family": family, **config, **fields}
     config = {**{k: config[k] for k in ("family", *fields)}, **config}
     validate_config(config, "config")
     if identifiers is not None:

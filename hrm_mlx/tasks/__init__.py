@@ -14,6 +14,7 @@ from pathlib import PurePath
 
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks.base import DataConfig, Picture, Task
+from hrm_mlx.tasks.formats import load_json_documents
 
 __all__ = ["DataConfig", "Picture", "Task", "all_tasks", "detect", "get", "names", "register"]
 
@@ -70,6 +71,17 @@ def detect(text: str, filename: str | None = None) -> Task:
         reason = task.not_puzzles(text)
         if reason:
             raise HrmMlxError(f"{what} is {reason}")
+    if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
+        try:
+            load_json_documents(text)
+        except HrmMlxError as error:  # not JSON at all: that is the reason
+            raise HrmMlxError(f"{what}: {error}") from None
+    meant = [task for task in _REGISTRY.values() if task.resembles(text)]
+    if meant:  # the first task it resembles says why (Sudoku before mini Sudoku, which shares its symbols)
+        try:
+            meant[0].parse_file(text, PurePath(filename).stem if filename else None)
+        except HrmMlxError as error:
+            raise HrmMlxError(f"{what}, read as {meant[0].name} puzzles: {error}") from None
     raise HrmMlxError(
         f"{what} is not a puzzle file of a known task ({', '.join(_REGISTRY)}); check its format or name the task"
     )

@@ -112,12 +112,27 @@ class Task:
     def parse(self, text: str) -> list:
         raise NotImplementedError
 
+    def parse_file(self, text: str, stem: str | None = None) -> list:
+        """The puzzles of a file whose name without its extension is ``stem``: ``parse``, and for tasks whose
+        puzzles are named, an unnamed puzzle takes the file's name (an ARC task file 007bbfb7.json is task
+        007bbfb7)."""
+        return self.parse(text)
+
     def looks_like(self, text: str) -> bool:
         raise NotImplementedError
 
     def not_puzzles(self, text: str) -> str | None:
         """Why ``text``, though this task's, holds no puzzles (e.g. an answers file), else None."""
         return None
+
+    def resembles(self, text: str) -> bool:
+        """Whether ``text``, which ``parse`` refuses, looks meant as this task's puzzles (its symbols): detection
+        then gives the reason ``parse`` gives."""
+        return False
+
+    def name_of(self, puzzle) -> str | None:
+        """The name the input gave the puzzle (a CSV row's source, a JSON id), or None."""
+        return getattr(puzzle, "name", None)
 
     def attach_answers(self, puzzles: list, text: str) -> list:
         """The puzzles with the answers of a separate answers file filled in (tasks whose files keep answers
@@ -139,6 +154,10 @@ class Task:
 
     def check_info(self, info: dict) -> None:
         """Raise HrmMlxError when a model's task block is not one this task wrote."""
+
+    def seq_len(self, info: dict) -> int | None:
+        """The tokens a puzzle takes when encoded as a model's task block ``info`` says (None: no fixed length)."""
+        return self.official_seq_len
 
     def info_for_seq_len(self, seq_len: int, given: dict | None = None) -> dict | None:
         """The task block of a converted checkpoint with sequences of ``seq_len`` tokens (``given``: the block its
@@ -300,6 +319,9 @@ class CanvasTask(Task):
         canvas = info.get("canvas", self.canvas)
         if not (isinstance(canvas, int) and not isinstance(canvas, bool) and canvas > 0):
             raise HrmMlxError(f"task canvas must be a positive integer, not {canvas!r}")
+
+    def seq_len(self, info: dict) -> int | None:
+        return self.options(info)["canvas"] ** 2
 
     def info_for_seq_len(self, seq_len: int, given: dict | None = None) -> dict | None:
         side = square_side(seq_len)

@@ -7,17 +7,20 @@ purpose: no mlx import.
 Cell codes equal the official tokens: 1 '#' wall, 2 ' ' open, 3 'S' start, 4 'G' goal, 5 'o' path (0 = pad).
 A `Maze` grid holds codes 1..4; an answer grid additionally marks its path cells with 5.
 
-Sizes: mazes are square, n x n with 2 <= n <= canvas (30 officially). A smaller maze is encoded at the top-left
-of the canvas and every cell outside it is pad (0) in inputs and labels; 0 is the official ignore_label_id,
-so padded cells are not trained on. Augmentation transforms the maze itself and re-places it at the top-left,
-so the "maze at top-left, pad elsewhere" layout holds for every augmented copy.
+Sizes: generated and official mazes are square, n x n with 2 <= n <= canvas (30 officially). A smaller maze is
+encoded at the top-left of the canvas and every cell outside it is pad (0) in inputs and labels; 0 is the official
+ignore_label_id, so padded cells are not trained on. Augmentation transforms the maze itself and re-places it at
+the top-left, so the "maze at top-left, pad elsewhere" layout holds for every augmented copy. A rectangular maze
+(h x w) is solved as the square of side max(h, w) with walls filling the rest, as the official data pad the
+smaller mazes, and its answer is cut back to h x w.
 
-Text format: one maze per block of lines; blank (or whitespace-only) lines separate mazes. Short lines are padded
-with open cells to the longest line of their block, because editors strip trailing spaces. Consequently a maze
-row made only of open cells cannot be written as text (it would read as a separator): use JSON for such mazes.
-A block whose line count differs from its width, with every line n*n characters long, is read as one flat maze
-per line (the dataset's 900-character strings). A text maze containing 'o' cells is read as a puzzle (the 'o'
-cells become open) with that answer attached as `solution`.
+Text format: one maze per block of lines; empty lines separate mazes. A line of spaces as long as a line next to
+it is a row of open cells (a maze without a border); other whitespace-only lines separate mazes too. Short lines
+are padded with open cells to the longest line of their block, because editors strip trailing spaces (an open row
+whose spaces were stripped reads as a separator: use JSON for such mazes). Tabs are refused (a tab has no fixed
+width). A block whose every line holds one 'S' and one 'G' is read as one flat maze per line (n*n characters, the
+dataset's 900-character strings). A text maze containing 'o' cells is read as a puzzle (the 'o' cells become open)
+with that answer attached as `solution`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import register
 from hrm_mlx.tasks.base import CanvasTask, GridDataConfig, Picture, span
-from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
+from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries, mostly, numbered_lines
 from hrm_mlx.tasks.grids import DIHEDRAL_INVERSE, dihedral_transform, place, square_side
 
 NAME = "maze"
@@ -48,6 +51,7 @@ MIN_GENERATED_SIZE = 5
 
 _GRID_KEYS = ("grid", "maze", "puzzle", "question")
 _SOLUTION_KEYS = ("solution", "answer")
+_NAME_KEYS = ("id", "name", "source")
 
 # ASCII byte -> cell code; 255 marks an unknown symbol.
 _CODE_OF_BYTE = np.full(256, 255, dtype=np.uint8)
@@ -58,10 +62,11 @@ for _code, _symbol in enumerate(SYMBOLS, 1):
 @dataclass(eq=False)
 class Maze:
     """A puzzle: grid [h,w] uint8 of cell codes (1 wall, 2 open, 3 S, 4 G); `solution` [h,w] uint8 (codes with
-    5 on the path) when the input carried the answer."""
+    5 on the path) when the input carried the answer; `name` when the input named it (a CSV source, a JSON id)."""
 
     grid: np.ndarray
     solution: np.ndarray | None = None
+    name: str | None = None
 
     def __post_init__(self):
         self.grid = _as_code_grid(self.grid, "maze")
@@ -127,13 +132,8 @@ def _maze_from_answer_grid(grid: np.ndarray) -> Maze:
 
 
 def _grid_from_rows(rows: list[tuple[str, str]], where: str) -> np.ndarray:
-    """A square grid from (row location, text) rows; short rows are padded with open cells."""
+    """A grid from (row location, text) rows; short rows are padded with open cells."""
     width = max(len(text) for _, text in rows)
-    if width != len(rows):
-        raise HrmMlxError(
-            f"{where}: the maze has {len(rows)} rows and {width} columns; mazes are square "
-            "(if trailing spaces were stripped, pad the lines or use JSON)"
-        )
     return np.stack([_codes(text.ljust(width), row_where) for row_where, text in rows])
 
 
@@ -153,11 +153,14 @@ def _parse_text(text: str) -> list[Maze]:
 
 
 def _grids_from_text(text: str) -> list[np.ndarray]:
+    lines = [(no, line.rstrip("\r")) for no, line in numbered_lines(text.split("\n") + [""])]
     grids: list[np.ndarray] = []
     block: list[tuple[int, str]] = []
-    for line_no, line in enumerate(text.split("\n") + [""], 1):
-        line = line.rstrip("\r")
-        if line.strip():
+    for index, (line_no, line) in enumerate(lines):
+        if "\t" in line:
+            raise HrmMlxError(f"line {line_no} holds a tab; a maze cell is one character: write open cells as spaces "
+                              "(a tab has no fixed width)")
+        if line.strip() or _open_row(lines, index):
             block.append((line_no, line))
             continue
         if block:
@@ -166,9 +169,17 @@ def _grids_from_text(text: str) -> list[np.ndarray]:
     return grids
 
 
+def _open_row(lines: list[tuple[int, str]], index: int) -> bool:
+    """A line of spaces as long as the maze line before or after it is a row of open cells, not a separator."""
+    width = len(lines[index][1])
+    if width < MIN_SIZE or lines[index][1].strip(" "):
+        return False
+    return any(0 <= near < len(lines) and lines[near][1].strip() and len(lines[near][1]) == width
+               for near in (index - 1, index + 1))
+
+
 def _grids_from_block(block: list[tuple[int, str]]) -> list[np.ndarray]:
-    widths = {len(text) for _, text in block}
-    if max(widths) != len(block) and (len(block) == 1 or all(_square_side(width) for width in widths)):
+    if all(text.count("S") == 1 and text.count("G") == 1 for _, text in block):
         return [_grid_from_flat(text, f"line {no}") for no, text in block]  # one flat n*n maze per line
     rows = [(f"line {no}", text) for no, text in block]
     return [_grid_from_rows(rows, f"maze at line {block[0][0]}")]
@@ -177,10 +188,12 @@ def _grids_from_block(block: list[tuple[int, str]]) -> list[np.ndarray]:
 def _parse_csv(text: str) -> list[Maze]:
     """sapientinc/maze-30x30-hard-1k rows: source,question,answer,rating with flat 900-character grids."""
     mazes = []
-    for where, question, answer in csv_questions(text.lstrip().rstrip("\r\n")):  # trailing spaces may be open cells
+    for where, question, answer, source in csv_questions(text.lstrip().rstrip("\r\n")):  # trailing spaces may be open
         grid = _grid_from_flat(question, where)
         solution = _grid_from_flat(answer, f"{where}, answer") if answer else None
-        mazes.append(Maze(grid, solution=solution) if solution is not None else _maze_from_answer_grid(grid))
+        maze = Maze(grid, solution=solution) if solution is not None else _maze_from_answer_grid(grid)
+        maze.name = source
+        mazes.append(maze)
     return mazes
 
 
@@ -192,8 +205,9 @@ def _parse_json(text: str) -> list[Maze]:
 
 
 def _is_single_grid(value: list) -> bool:
-    """A bare list of n row strings of (at most) n characters, rather than a list of mazes."""
-    return bool(value) and all(isinstance(row, str) for row in value) and max(map(len, value)) == len(value)
+    """A bare list of row strings, rather than a list of flat mazes (each with its S and G)."""
+    return bool(value) and all(isinstance(row, str) for row in value) and not all(
+        row.count("S") == 1 and row.count("G") == 1 for row in value)
 
 
 def _maze_from_json(entry, where: str) -> Maze:
@@ -208,8 +222,11 @@ def _maze_from_json(entry, where: str) -> Maze:
     grid = _grid_from_json_value(entry[grid_key], where)
     solution_key = next((key for key in _SOLUTION_KEYS if entry.get(key) is not None), None)
     if solution_key is None:
-        return _maze_from_answer_grid(grid)
-    return Maze(grid, solution=_grid_from_json_value(entry[solution_key], f"{where}, {solution_key}"))
+        maze = _maze_from_answer_grid(grid)
+    else:
+        maze = Maze(grid, solution=_grid_from_json_value(entry[solution_key], f"{where}, {solution_key}"))
+    maze.name = next((entry[key] for key in _NAME_KEYS if isinstance(entry.get(key), str) and entry[key]), None)
+    return maze
 
 
 def _grid_from_json_value(value, where: str) -> np.ndarray:
@@ -282,13 +299,12 @@ def shortest_path(maze: Maze) -> np.ndarray | None:
 
 
 def validate(maze: Maze, canvas: int = CANVAS) -> None:
-    """Raise HrmMlxError when the maze cannot be used: not square, larger than the canvas, symbols other than
-    wall/open/S/G, not exactly one S and one G, or G unreachable from S (and a wrong attached answer)."""
+    """Raise HrmMlxError when the maze cannot be used: narrower than MIN_SIZE, wider or taller than the canvas,
+    symbols other than wall/open/S/G, not exactly one S and one G, or G unreachable from S (and a wrong attached
+    answer)."""
     grid = maze.grid
     height, width = grid.shape
-    if height != width:
-        raise HrmMlxError(f"the maze is {height}x{width}; mazes must be square")
-    if not MIN_SIZE <= height <= canvas:
+    if min(height, width) < MIN_SIZE or max(height, width) > canvas:
         raise HrmMlxError(f"the maze is {height}x{width}; sizes from {MIN_SIZE}x{MIN_SIZE} to {canvas}x{canvas} fit")
     unknown = sorted(set(np.unique(grid).tolist()) - {WALL, OPEN, START, GOAL})
     if unknown:
@@ -349,8 +365,13 @@ def _place_on_canvas(grid: np.ndarray, canvas: int) -> np.ndarray:
 
 
 def encode(maze: Maze, canvas: int = CANVAS) -> np.ndarray:
-    """Input tokens int32 [canvas*canvas]: the maze at the top-left, pad (0) elsewhere."""
-    return _place_on_canvas(maze.grid, canvas)
+    """Input tokens int32 [canvas*canvas]: the maze at the top-left (a rectangular one squared with walls), pad (0)
+    elsewhere."""
+    height, width = maze.grid.shape
+    side = max(height, width)
+    square = np.full((side, side), WALL, dtype=np.uint8)
+    square[:height, :width] = maze.grid
+    return _place_on_canvas(square, canvas)
 
 
 def encode_answer(answer: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
@@ -365,19 +386,19 @@ def free_cells(tokens: np.ndarray) -> np.ndarray:
 
 def side(maze: Maze) -> int:
     """The side of the square canvas the maze needs."""
-    return int(maze.grid.shape[0])
+    return int(max(maze.grid.shape))
 
 
 def decode(tokens: np.ndarray, maze: Maze | None = None) -> np.ndarray:
-    """Answer grid uint8 [n,n] cropped from canvas tokens. The size comes from `maze`, or without it from the
+    """Answer grid uint8 [h,w] cropped from canvas tokens. The size comes from `maze`, or without it from the
     run of non-pad tokens that starts row 0 (a maze row never contains pad)."""
     tokens = np.asarray(tokens).reshape(-1)
     canvas = _square_side(tokens.size)
     if canvas is None:
         raise HrmMlxError(f"{tokens.size} tokens do not form a square canvas")
     board = tokens.reshape(canvas, canvas)
-    size = maze.grid.shape[0] if maze is not None else _size_on_canvas(board)
-    return board[:size, :size].astype(np.uint8)
+    height, width = maze.grid.shape if maze is not None else (_size_on_canvas(board),) * 2
+    return board[:height, :width].astype(np.uint8)
 
 
 def _size_on_canvas(board: np.ndarray) -> int:
@@ -646,6 +667,9 @@ class MazeTask(CanvasTask):
     decode = staticmethod(decode)
     check = staticmethod(check)
     side = staticmethod(side)
+
+    def resembles(self, text: str) -> bool:
+        return "#" in text and mostly(text, "#SGo")
 
     def model_info(self, data: MazeData) -> dict:
         return {**super().model_info(data), "canvas": data.canvas}

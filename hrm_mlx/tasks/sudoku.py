@@ -25,7 +25,8 @@ from hrm_mlx.config import setting
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks import register
 from hrm_mlx.tasks.base import GridDataConfig, Picture, Task, span
-from hrm_mlx.tasks.formats import csv_questions, detection_sample, is_csv_header, json_entries
+from hrm_mlx.tasks.formats import (DETECTION_LIMIT, csv_questions, detection_sample, is_csv_header, json_entries,
+                                   mostly, numbered_lines)
 
 NAME = "sudoku"
 VOCAB_SIZE = 11  # 0 pad, 1 blank, 2..10 = digits 1..9
@@ -40,6 +41,7 @@ _SEPARATOR_CHARS = frozenset("-+=|─│┼━┃╋")
 _DELETED_IN_ROWS = str.maketrans("", "", "|│,")
 _GRID_KEYS = ("grid", "puzzle", "question")
 _SOLUTION_KEYS = ("solution", "answer")
+_NAME_KEYS = ("id", "name", "source")
 
 # ASCII byte -> cell value (0 blank, 1..9 digit); 255 marks a symbol that is not a cell.
 _CELL_OF_BYTE = np.full(256, 255, dtype=np.uint8)
@@ -52,10 +54,11 @@ for _blank in BLANK_CHARS:
 @dataclass(eq=False)
 class SudokuPuzzle:
     """A puzzle: grid [n,n] int8 with 0 = blank (n = 9, or a side of BOXES); `solution` [n,n] int8 when the input
-    carried the answer."""
+    carried the answer; `name` when the input named it (a CSV source, a JSON id)."""
 
     grid: np.ndarray
     solution: np.ndarray | None = None
+    name: str | None = None
 
     def __post_init__(self):
         self.grid = _as_digit_grid(self.grid, "puzzle")
@@ -137,7 +140,7 @@ def _parse_text(text: str, complete_tail: bool = True, sides: tuple[int, ...] = 
     puzzles: list[SudokuPuzzle] = []
     rows: list[np.ndarray] = []
     grid_start = 0
-    for line_no, line in enumerate(text.splitlines(), 1):
+    for line_no, line in numbered_lines(text.splitlines()):
         content = _row_content(line)
         if not content or _is_separator(line):
             continue
@@ -171,10 +174,10 @@ def _square(cells: int, sides: tuple[int, ...]) -> int | None:
 def _parse_csv(text: str, sides: tuple[int, ...] = NINE) -> list[SudokuPuzzle]:
     """sapientinc/sudoku-extreme rows: source,question,answer,rating ('.' = blank); only `question` is required."""
     puzzles = []
-    for where, question, answer in csv_questions(text.strip()):
+    for where, question, answer, source in csv_questions(text.strip()):
         grid = _grid_from_string(question, where, sides)
         solution = _grid_from_string(answer, f"{where}, answer", sides) if answer else None
-        puzzles.append(SudokuPuzzle(grid, solution=solution))
+        puzzles.append(SudokuPuzzle(grid, solution=solution, name=source))
     return puzzles
 
 
@@ -222,7 +225,8 @@ def _puzzle_from_json(entry, where: str, sides: tuple[int, ...] = NINE, name: st
     grid = _grid_from_json_value(entry[grid_key], where, sides)
     solution_key = next((key for key in _SOLUTION_KEYS if entry.get(key) is not None), None)
     solution = _grid_from_json_value(entry[solution_key], f"{where}, {solution_key}", sides) if solution_key else None
-    return SudokuPuzzle(grid, solution=solution)
+    label = next((entry[key] for key in _NAME_KEYS if isinstance(entry.get(key), str) and entry[key]), None)
+    return SudokuPuzzle(grid, solution=solution, name=label)
 
 
 def _grid_from_json_value(value, where: str, sides: tuple[int, ...] = NINE) -> np.ndarray:
@@ -766,6 +770,9 @@ class SudokuTask(Task):
             copies.append((copy, lambda grid, t=transform: decode(invert_transform(encode_answer(grid), t))))
         return copies
 
+    def resembles(self, text: str) -> bool:
+        return any(ch.isdigit() for ch in text[:DETECTION_LIMIT]) and mostly(text, "0123456789" + BLANK_CHARS + "|+=")
+
     def puzzle_from_tokens(self, tokens: np.ndarray) -> SudokuPuzzle:
         return SudokuPuzzle(decode(tokens))
 
@@ -864,6 +871,9 @@ class MiniSudokuTask(SudokuTask):
 
     def options(self, info: dict) -> dict:
         return {"sides": (int(info.get("size", max(self.sides))),)}
+
+    def seq_len(self, info: dict) -> int | None:
+        return int(info.get("size", max(self.sides))) ** 2
 
     def check_info(self, info: dict) -> None:
         if info.get("size", max(self.sides)) not in self.sides:

@@ -117,8 +117,8 @@ def load_recipe(name_or_path: str) -> dict:
             recipe = json.loads(path.read_text())
         except FileNotFoundError:
             raise HrmMlxError(f"recipe file {name_or_path!r} does not exist") from None
-        except (OSError, json.JSONDecodeError) as error:
-            raise HrmMlxError(f"cannot read recipe {name_or_path}: {error}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise HrmMlxError(f"cannot read recipe {name_or_path}: {' '.join(str(error).split())}") from None
         if isinstance(recipe, dict):
             recipe.setdefault("recipe", path.stem)
     else:

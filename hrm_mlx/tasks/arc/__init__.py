@@ -101,6 +101,15 @@ class ArcTask(CanvasTask):
     decode = staticmethod(decode)
     check = staticmethod(check)
 
+    def parse_file(self, text: str, stem: str | None = None) -> list[ArcPuzzle]:
+        return parse(text, name=stem)
+
+    def resembles(self, text: str) -> bool:
+        return text.lstrip("\ufeff \t\r\n")[:1] in ("{", "[") and '"train"' in text
+
+    def name_of(self, puzzle: ArcPuzzle) -> str:
+        return puzzle.id
+
     def not_puzzles(self, text: str) -> str | None:
         return "an ARC solutions file (task id -> output grids), not puzzles" if looks_like_solutions(text) else None
 
