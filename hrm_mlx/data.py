@@ -69,9 +69,12 @@ def is_official_folder(path: Path) -> bool:
 
 
 def build(task: str | Task, settings: dict | DataConfig | None = None, cache_dir: Path | None = None,
-          progress=None) -> Path:
+          progress=None, test_only: bool = False) -> Path:
     """The folder of the data set (built now unless the cache has it). ``progress(done, total, what)`` is called
-    while building. Concurrent builders (the ranks of a distributed run) are safe: the first rename wins."""
+    while building. Concurrent builders (the ranks of a distributed run) are safe: the first rename wins.
+    ``test_only`` builds the test split alone where the task can (an evaluation of some test puzzles): generated
+    test puzzles come from the test split's own stream, without the training puzzles (so a rare test puzzle that
+    is also a training one is not removed), and of official CSVs only test.csv is read."""
     task = tasks.get(task) if isinstance(task, str) else task
     data = resolve(task, settings)
     if data.source not in ("generate", "hub", *task.sources):
@@ -83,10 +86,10 @@ def build(task: str | Task, settings: dict | DataConfig | None = None, cache_dir
             return path
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     tag = data.source if data.source in ("generate", "hub", *task.sources) else "local"
-    folder = cache_dir / f"{task.name}-{tag}-{cache_key(task.name, data.to_dict())}"
-    if is_official_folder(folder):
+    folder = cache_dir / f"{task.name}-{tag}-{cache_key(task.name, data.to_dict())}{'-test' if test_only else ''}"
+    if is_official_folder(folder) or (test_only and (folder / "test" / "dataset.json").is_file()):
         return folder
-    splits, identifiers = task.build_splits(data, progress)
+    splits, identifiers = task.build_splits(data, progress, test_only)
     with atomic.folder(folder, replace=False) as tmp:  # concurrent builders (ranks): the first one's stays
         for split, arrays in splits.items():
             write_split(tmp / split, arrays, task_meta(task, arrays, len(identifiers)))
@@ -113,20 +116,22 @@ def write_split(folder: Path, arrays: dict, meta: dict) -> None:
         np.save(folder / f"all__{name}.npy", arrays[name])
 
 
-def example_splits(task: Task, data: DataConfig, progress) -> tuple[dict, list]:
+def example_splits(task: Task, data: DataConfig, progress, test_only: bool = False) -> tuple[dict, list]:
     """The official layout of a task with one example per puzzle: generated puzzles or the rows of official CSVs,
-    each training example with its augmented copies as one group."""
+    each training example with its augmented copies as one group (``test_only``: the test split alone)."""
     if data.source == "generate":
-        train, test = _generate(task, data, progress)
+        train, test = _generate(task, data, progress, test_only)
     else:
-        train, test = _read_csv_source(task, data, progress)
+        train, test = _read_csv_source(task, data, progress, test_only)
     rng = np.random.default_rng([data.seed, 2])
-    train_arrays = _layout(task, train, data, rng, augment=True, progress=progress)
-    test_arrays = _layout(task, test, data, rng, augment=False, progress=None)
-    return {"train": train_arrays, "test": test_arrays}, [BLANK_IDENTIFIER]
+    splits = {}
+    if not test_only:
+        splits["train"] = _layout(task, train, data, rng, augment=True, progress=progress)
+    splits["test"] = _layout(task, test, data, rng, augment=False, progress=None)
+    return splits, [BLANK_IDENTIFIER]
 
 
-def _generate(task: Task, data: DataConfig, progress) -> tuple[tuple, tuple]:
+def _generate(task: Task, data: DataConfig, progress, test_only: bool = False) -> tuple[tuple | None, tuple]:
     def split(n: int, stream: int, exclude: set, what: str):
         rng = np.random.default_rng([data.seed, stream])
         inputs, labels, done, attempts = [], [], 0, 0
@@ -150,14 +155,15 @@ def _generate(task: Task, data: DataConfig, progress) -> tuple[tuple, tuple]:
         return np.stack(inputs), np.stack(labels)
 
     seen: set = set()
-    train = split(data.n_train, 0, seen, "training")
+    train = None if test_only else split(data.n_train, 0, seen, "training")
     test = split(data.n_test, 1, seen, "test")
     return train, test
 
 
-def _read_csv_source(task: Task, data: DataConfig, progress) -> tuple[tuple, tuple]:
+def _read_csv_source(task: Task, data: DataConfig, progress, test_only: bool = False) -> tuple[tuple | None, tuple]:
+    names = ("test",) if test_only else ("train", "test")
     files = {}
-    for split in ("train", "test"):
+    for split in names:
         if data.source == "hub":
             files[split] = _hub_file(data.repo, f"{split}.csv")
         else:
@@ -166,8 +172,8 @@ def _read_csv_source(task: Task, data: DataConfig, progress) -> tuple[tuple, tup
                 raise HrmMlxError(f"data folder {data.source!r} has no {split}.csv (nor train/dataset.json)")
             files[split] = path
     rng = np.random.default_rng([data.seed, 1])
-    out = []
-    for split in ("train", "test"):
+    out = [None] if test_only else []
+    for split in names:
         if progress:
             progress(0, 1, f"reading {files[split].name}")
         x, y = read_csv(task, files[split], getattr(data, "min_difficulty", None))

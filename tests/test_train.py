@@ -390,24 +390,43 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     np.testing.assert_array_equal(two["carry/inputs"], one["carry/inputs"])
 
 
-def test_time_limit_ends_like_the_last_step_and_resumes(tmp_path):
-    config = training.resolve_config(tiny_recipe(), ["train.steps=4", "train.eval_every=100"])
+def test_time_limit_counts_set_up_stops_in_time_and_resumes(tmp_path, monkeypatch):
+    config = training.resolve_config(tiny_recipe(), ["train.steps=200", "train.eval_every=1000"])
+
     class Evals(training.TrainCallback):
         steps = []
 
         def on_eval(self, step, metrics):
             self.steps.append(step)
 
+    # A limit the set-up alone uses up: no step, and it says so (the data are cached for the next invocation).
     summary = training.train(config, tmp_path / "run", cache_dir=tmp_path / "data", time_limit=1e-9,
                              callback=Evals())
-    assert summary.step == 1 and summary.time_limited and not summary.interrupted
-    assert Evals.steps == [1]
+    assert summary.step == 0 and summary.steps_now == 0 and summary.time_limited and summary.model_dir is None
+    # Slow steps (200 x 0.2 s) under a limit of 20 s, several times the set-up even on a busy machine (7 s seen):
+    # it stops in time for the evaluation, checkpoint and model folder.
+    step = training.Trainer.step
+
+    def slow_step(self, *args, **kwargs):
+        time.sleep(0.2)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.Trainer, "step", slow_step)
+    limit = 20.0
+    summary = training.train(None, tmp_path / "run", resume=True, cache_dir=tmp_path / "data", time_limit=limit,
+                             callback=Evals())
+    assert summary.time_limited and 1 <= summary.step < 200 and Evals.steps == [summary.step]
+    # within the limit on a quiet machine; the end's work is estimated from the steps before it (the first one
+    # compiles), so a machine shared with training runs can go over, never as the 181 s of a 60 s limit of before
+    assert summary.wall_s <= 2 * limit, summary
     assert io.load(tmp_path / "run" / "model")[1]["task"]["name"] == "maze"
+    assert "Saved at step" in (tmp_path / "run" / "model" / "README.md").read_text()
+    monkeypatch.undo()
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     del saved["train"]["init_from"]  # as saved by a version before that setting existed
     (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
     summary = training.train(None, tmp_path / "run", resume=True, cache_dir=tmp_path / "data")
-    assert summary.step == 4 and not summary.time_limited
+    assert summary.step == 200 and not summary.time_limited
 
 
 def test_stablemax_gradient_is_finite_at_a_logit_of_one():
@@ -442,3 +461,18 @@ def test_init_from_starts_a_larger_grid_from_a_trained_model(reference_run, tmp_
     result = cli("train", "--recipe", str(root / "tiny.json"), "--init-from", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "x"), env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_eval_of_n_puzzles_builds_only_the_test_split(reference_run, tmp_path):
+    root, _, _ = reference_run
+    events = []
+
+    class Log(training.EvalCallback):
+        def on_data(self, done, total, what):
+            events.append(what)
+
+    result = training.evaluate_model(str(root / "run" / "model"), n=5, cache_dir=tmp_path, callback=Log())
+    assert result["count"] == 5
+    [folder] = tmp_path.iterdir()
+    assert folder.name.endswith("-test") and not (folder / "train").exists() and (folder / "test").is_dir()
+    assert events and not any("training" in what for what in events)

@@ -297,12 +297,13 @@ class Task:
         """The training copies of one example: itself, then its augmentations."""
         return [(inputs, labels)]
 
-    def build_splits(self, data: DataConfig, progress) -> tuple[dict, list[str]]:
-        """({"train": arrays, "test": arrays}, identifiers) in the official layout; the default makes one puzzle of
-        each generated or CSV example (hrm_mlx.data.example_splits)."""
+    def build_splits(self, data: DataConfig, progress, test_only: bool = False) -> tuple[dict, list[str]]:
+        """({"train": arrays, "test": arrays}, identifiers) in the official layout (``test_only``: the test split
+        alone, where the task can build it so); the default makes one puzzle of each generated or CSV example
+        (hrm_mlx.data.example_splits)."""
         from hrm_mlx import data as datasets
 
-        return datasets.example_splits(self, data, progress)
+        return datasets.example_splits(self, data, progress, test_only)
 
 
 class CanvasTask(Task):

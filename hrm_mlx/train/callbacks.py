@@ -40,7 +40,10 @@ class RunSummary:
     time_limited: bool
     eval: dict | None  # the last evaluation's metrics
     elapsed_s: float  # seconds of training steps, over every invocation of the run
-    model_dir: Path | None = None  # the saved model folder (not when interrupted)
+    setup_s: float = 0.0  # seconds of this invocation before its first step (data, model, checkpoint)
+    steps_now: int = 0  # steps taken by this invocation
+    wall_s: float = 0.0  # seconds of this invocation
+    model_dir: Path | None = None  # the model folder saved at the end (None when this invocation took no step)
     plot: Path | None = None  # curves.png (None without matplotlib)
 
 

