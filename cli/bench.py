@@ -20,6 +20,10 @@ PRECISION_HELP = ("Also run the compiled eval ACT step in float32, bfloat16 and 
                   "batch of --precision-batch puzzles (one warm-up and one timed step each): ms/step, speed against "
                   "float32 and the largest logit difference from float32. On a CPU, low-precision matmuls are ~40x "
                   "slower (about 2 minutes for the official 27M-parameter models at batch 4).")
+RECIPES_HELP = ("Also time the compiled training step of the default recipes of `hrm-mlx train --task sudoku` and "
+                "`--task maze` at their own batch size (or --batch): examples/s as a user trains them.")
+FIRST_ANSWER_HELP = ("Also time `hrm-mlx solve` on the example Sudoku in new processes: cold (an empty MLX kernel "
+                     "cache, as on a new machine) and warm, and `hrm-mlx --help` (--trials runs each, median).")
 FLARE_HELP = ("Also time one FLARE layer against dense softmax attention for N = 1,024 ... --flare-max-tokens "
               "tokens (4x steps): time, peak memory, growth per 4x N and the targets. Takes minutes.")
 
@@ -91,6 +95,26 @@ def _train_section(measure, target, batch: int, trials: int, dtype: str) -> dict
     return result
 
 
+def _recipes_section(measure, batch: int | None, trials: int) -> dict:
+    console.print(f"default recipes: compiled training step of `hrm-mlx train --task {'|'.join(measure.USER_TASKS)}`"
+                  f"; running warm-up (1 step), then {trials} trial(s)")
+    result = measure.bench_recipes(trials, batch_size=batch, report=_print_numbers("recipe"))
+    rows = {name: (f"{r['examples_per_s']:.1f} examples/s ({r['ms_per_step']:.1f} ms per step of {r['batch']}), "
+                   f"peak memory {_memory(r['peak_memory_gb'])}") for name, r in result.items()}
+    console.print(key_value_table("training as `hrm-mlx train --task` runs it (mean of the trials)", rows))
+    return result
+
+
+def _first_answer_section(measure, trials: int) -> dict:
+    console.print(f"first answer: `hrm-mlx solve {measure.FIRST_PUZZLE}` in new processes, with an empty MLX kernel "
+                  "cache (a fresh TMPDIR) then warm")
+    result = measure.first_answer(runs=trials)
+    console.print(key_value_table("time to a first answer", {
+        "cold (empty kernel cache)": f"{result['cold_s']:.2f} s", "warm": f"{result['warm_s']:.2f} s",
+        "hrm-mlx --help": f"{result['help_s']:.2f} s"}))
+    return result
+
+
 def _flare_section(max_tokens: int, plot: Path | None) -> dict:
     from hrm_mlx import flare_bench
 
@@ -115,7 +139,8 @@ def _flare_section(max_tokens: int, plot: Path | None) -> dict:
 
 def bench(
     model: str = typer.Option("hrm-sudoku-extreme-1k", "--model", help=MODEL_HELP),
-    batch: int = typer.Option(64, min=1, help="Batch size (puzzles per step)."),
+    batch: int = typer.Option(None, min=1, help="Batch size (puzzles per step; default 64, and each default "
+                                                "recipe's own batch for --recipes)."),
     trials: int = typer.Option(3, min=1, help="Timed steps per mode after one warm-up step; the tables show "
                                               "their mean."),
     dtype: str = typer.Option("float32", help=DTYPE_HELP),
@@ -124,6 +149,8 @@ def bench(
     precision_batch: int = typer.Option(4, "--precision-batch", min=1, metavar="B",
                                         help="Puzzles per step of the precision comparison (small: on a CPU, "
                                              "bfloat16/float16 steps are slow)."),
+    recipes: bool = typer.Option(True, "--recipes/--no-recipes", help=RECIPES_HELP),
+    first_answer: bool = typer.Option(True, "--first-answer/--no-first-answer", help=FIRST_ANSWER_HELP),
     flare: bool = typer.Option(False, "--flare/--no-flare", help=FLARE_HELP),
     flare_max_tokens: int = typer.Option(1 << 20, "--flare-max-tokens", min=1024, metavar="N",
                                          help="Largest N of --flare."),
@@ -133,9 +160,12 @@ def bench(
                                    help="Also write every measurement to this JSON file (replaced atomically)."),
 ) -> None:
     """Time a model's eval ACT step (ms, puzzles/s of a full solve, GFLOP/s, share of this machine's sgemm peak,
-    peak memory; compiled and eager), its precisions, a training step and, with --flare, FLARE's scaling."""
+    peak memory; compiled and eager), its precisions, a training step, the default recipes' training examples/s,
+    the time to a first answer (cold and warm) and, with --flare, FLARE's scaling."""
+    from hrm_mlx import atomic, runtime
+
+    runtime.configure()
     from hrm_mlx import bench as measure
-    from hrm_mlx import atomic
 
     if dtype not in measure.PRECISION_DTYPES:
         raise HrmMlxError(f"--dtype takes {', '.join(measure.PRECISION_DTYPES)}, not {dtype!r}")
@@ -147,11 +177,15 @@ def bench(
         console.print(f"note: {note}")
     report = {"environment": env,
               "model": {"name": target.name, "source": target.source, "notes": target.notes, "config": target.config},
-              "eval_step": _eval_section(measure, target, batch, trials, dtype)}
+              "eval_step": _eval_section(measure, target, batch or 64, trials, dtype)}
     if precision:
         report["precision"] = _precision_section(measure, target, precision_batch)
     if train:
-        report["train_step"] = _train_section(measure, target, batch, trials, dtype)
+        report["train_step"] = _train_section(measure, target, batch or 64, trials, dtype)
+    if recipes:
+        report["recipes"] = _recipes_section(measure, batch, trials)
+    if first_answer:
+        report["first_answer"] = _first_answer_section(measure, trials)
     if flare:
         report["flare"] = _flare_section(flare_max_tokens, plot)
     if json_file:

@@ -12,6 +12,9 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
 ) -> None:
     """Show platform, MLX version, device, the BLAS in use and a measured sgemm GFLOP/s."""
+    from hrm_mlx import runtime
+
+    runtime.configure()
     from hrm_mlx import bench
 
     info = bench.environment()

@@ -32,9 +32,11 @@ def evaluate(
     """Exact accuracy of a model on a generated or official test set, with token accuracy and ACT steps."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from hrm_mlx import atomic
-    from hrm_mlx import train as training
+    from hrm_mlx import atomic, runtime
     from hrm_mlx.cli.render import console, key_value_table
+
+    runtime.configure()
+    from hrm_mlx import train as training
     from hrm_mlx.config import parse_assignment
     from hrm_mlx.train.callbacks import EvalCallback
 
@@ -58,10 +60,13 @@ def evaluate(
             progress.update(self.bars["data"], total=total, completed=done, description=what[:40])
 
         def on_start(self, total: int, data) -> None:
-            self.bars["eval"] = progress.add_task("evaluating", total=total)
+            # Until the first batch is done: it compiles the step, and the first time on a machine MLX also
+            # builds the step's CPU kernels (hrm_mlx.runtime).
+            self.bars["eval"] = progress.add_task("evaluating (compiling the step; the first time here MLX also "
+                                                  "builds its CPU kernels)", total=total)
 
         def on_batch(self, count: int) -> None:
-            progress.advance(self.bars["eval"], count)
+            progress.update(self.bars["eval"], advance=count, description="evaluating")
 
     with progress:
         result = training.evaluate_model(model, task, settings, n=n, batch_size=batch_size, max_steps=max_steps,

@@ -1,13 +1,25 @@
 """The hrm-mlx command line. Commands live in their own modules; this one assembles them and maps errors the
-user can cause (HrmMlxError) to a one-line message and exit code 2."""
+user can cause (HrmMlxError) to a one-line message and exit code 2.
+
+Only the module of the command being run is imported: its options' help lists the tasks, which imports numpy
+and every task module. ``hrm-mlx --help`` imports none of them: it lists each command with the first paragraph
+of its function's docstring, read from the module's source."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import sys
 
 import typer
 
 from hrm_mlx.errors import HrmMlxError
+
+# command name -> (module in hrm_mlx.cli, function), in the order of the help listing
+COMMANDS = {"solve": ("solve", "solve"), "doctor": ("doctor", "doctor"), "bench": ("bench", "bench"),
+            "convert": ("convert", "convert"), "train": ("train", "train"), "eval": ("eval", "evaluate"),
+            "upload": ("upload", "upload")}
 
 app = typer.Typer(
     name="hrm-mlx",
@@ -18,11 +30,33 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from hrm_mlx.cli import bench, convert, doctor, eval, solve, train, upload
 
-    for module in (solve, doctor, bench, convert, train, eval, upload):
-        module.register(app)
+@app.callback()
+def _group() -> None:
+    # A callback keeps the app a group of commands when only the one being run is registered (Typer would
+    # otherwise run a lone command as the program itself).
+    pass
+
+
+def _summary(module: str, function: str) -> str:
+    """The first paragraph of a command function's docstring, without importing its module."""
+    source = importlib.util.find_spec(f"hrm_mlx.cli.{module}").origin
+    with open(source, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    return " ".join((ast.get_docstring(node) or "").split("\n\n")[0].split())
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Every command (``argv`` None), else the one ``argv`` names; without one (help, or an unknown name),
+    every command as a summary line for the listing."""
+    name = next((arg for arg in argv if not arg.startswith("-")), None) if argv is not None else None
+    if argv is None or name in COMMANDS:
+        for module, _ in ([COMMANDS[name]] if argv is not None else COMMANDS.values()):
+            importlib.import_module(f"hrm_mlx.cli.{module}").register(app)
+        return
+    for command, (module, function) in COMMANDS.items():
+        app.command(command, help=_summary(module, function))(lambda: None)
 
 
 def _show_library_notes() -> None:
@@ -37,7 +71,7 @@ def _show_library_notes() -> None:
 
 
 def main() -> None:
-    _register()
+    _register(sys.argv[1:])
     _show_library_notes()
     try:
         app()

@@ -161,7 +161,9 @@ def solve(
                                "changed cells highlighted."),
 ) -> None:
     """Solve puzzles and check every answer (Sudoku rules, shortest maze path, known ARC output)."""
-    from hrm_mlx import atomic
+    from hrm_mlx import atomic, runtime
+
+    runtime.configure(compile=False)  # a first answer without a compiler run (see hrm_mlx.runtime)
     from hrm_mlx.solve import solve_files
 
     if animate is not None and animate.suffix.lower() not in (".gif", ".html"):

@@ -56,7 +56,11 @@ class _Renderer(TrainCallback):
             + (f"  (resumed at step {start.step})" if start.resumed else ""))
         self.console.print(f"[dim]data {start.data}; eval every {start.eval_every} steps, checkpoint every "
                            f"{start.checkpoint_every}[/]")
-        self.train_task = self.progress.add_task("train", total=start.total_steps, completed=start.step, info="")
+        # Shown until the first log line: the first step traces and compiles, and on a machine where MLX has not
+        # built this step's CPU kernels yet it builds them (once; hrm_mlx.runtime), which takes up to a minute.
+        first = "compiling the step (the first time here MLX also builds its CPU kernels, up to a minute)"
+        self.train_task = self.progress.add_task("train", total=start.total_steps, completed=start.step,
+                                                 info=first if start.compiled else "")
 
     def on_log(self, record: dict) -> None:
         info = (f"loss {_fmt(record['loss'], '.4f')}  acc {_fmt(record['accuracy'])}  exact "
@@ -125,9 +129,11 @@ def train(
                                        "--task, or of the --recipe's task; default: every task's), and exit."),
 ) -> None:
     """Train a model from a recipe: official semantics, cached data, checkpoints, exact --resume, data parallel."""
-    from hrm_mlx import recipes
-    from hrm_mlx import train as training
+    from hrm_mlx import recipes, runtime
     from hrm_mlx.cli.render import console
+
+    runtime.configure()
+    from hrm_mlx import train as training
 
     if list_recipes:
         for name in recipes.names():

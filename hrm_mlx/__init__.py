@@ -2,8 +2,8 @@
 
 from hrm_mlx import runtime
 
-runtime.preload_blas()  # must precede the first import of mlx.core anywhere in the package
-runtime.enable_native_jit()
+runtime.preload_blas()  # must precede the first import of mlx.core anywhere in the package (and is all that
+# importing hrm_mlx changes in the process; runtime.configure() does the rest, explicitly)
 
 from hrm_mlx.errors import HrmMlxError  # noqa: E402
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from hrm_mlx import runtime
+from hrm_mlx import runtime, speed
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act, build
 
@@ -51,29 +51,41 @@ def cpu_name() -> str:
 
 def environment() -> dict:
     blas = runtime.blas()
+    setup = runtime.current()
     return {
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu": cpu_name(),
         "python": platform.python_version(),
         "mlx": mx.__version__,
         "device": str(mx.default_device()),
-        "cores": os.cpu_count(),
+        "cores": speed.cores(),
         "blas": blas.name,
         "blas_path": blas.path or blas.note,
-        "jit_compiler": shutil.which("g++") or shutil.which("clang++") or "none",
+        "blas_threads": setup.blas_threads or "the BLAS's default",
+        "speed_paths": (f"on ({speed.SWITCH}=0 turns them off): steps of 64 rows run as {speed.row_groups(64)} "
+                        "row group(s) on parallel streams" if speed.enabled() else f"off ({speed.SWITCH}=0)"),
+        "jit_compiler": setup.jit_compiler or shutil.which("g++") or shutil.which("clang++") or "none",
     }
 
 
 def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Median float32 matmul throughput through MLX (the machine's practical peak for our models)."""
-    a = mx.random.normal((size, size))
-    b = mx.random.normal((size, size))
-    mx.eval(a @ b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    """Median float32 matmul throughput through MLX on every core (the machine's practical peak for our models;
+    a BLAS set to one thread per row-group stream runs on all cores for this measurement)."""
+    threads = runtime.current().blas_threads
+    if threads is not None:
+        runtime.set_blas_threads(speed.cores())
+    try:
+        a = mx.random.normal((size, size))
+        b = mx.random.normal((size, size))
         mx.eval(a @ b)
-        times.append(time.perf_counter() - start)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            mx.eval(a @ b)
+            times.append(time.perf_counter() - start)
+    finally:
+        if threads is not None:
+            runtime.set_blas_threads(threads)
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
@@ -250,7 +262,7 @@ def bench_precision(config: dict, batch_size: int, *, parameters=None, report: R
 
 
 def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str | None = None,
-                     report: Report | None = None) -> dict:
+                     report: Report | None = None, modes: tuple[str, ...] = MODES) -> dict:
     """One optimizer step of ``recipe`` ({"model": config, "train": training settings}): ACT step with
     the Q target, loss, backward, AdamATan2, SignSGD (and the EMA if the settings keep one), compiled and eager
     side by side, on random weights and data (the carry persists across steps as in training). The step's cost
@@ -262,7 +274,7 @@ def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str |
     train = TrainConfig.from_dict({**settings, "global_batch_size": batch_size}, "train.")
     batch = random_batch(config, batch_size)
     result = {"batch": batch_size}
-    for mode in MODES:
+    for mode in modes:
         model = build_model(config, dtype)
         trainer = Trainer(model, train, total_steps=10**6, group=mx.distributed.init(), compiled=mode == "compiled")
         carry = trainer.initial_carry(config["seq_len"])
@@ -276,5 +288,58 @@ def bench_train_step(recipe: dict, batch_size: int, trials: int, *, dtype: str |
         result[mode], _ = time_steps(run, trials=trials, units_per_step={"examples_per_s": batch_size},
                                      report=_reporter(report, mode))
     result["dtype"] = model.args.forward_dtype
-    result["compiled_speedup"] = result["eager"]["ms_per_step"] / result["compiled"]["ms_per_step"]
+    if set(MODES) <= set(modes):
+        result["compiled_speedup"] = result["eager"]["ms_per_step"] / result["compiled"]["ms_per_step"]
     return result
+
+
+# -- what a user gets -----------------------------------------------------------------------------------------------
+
+USER_TASKS = ("sudoku", "maze")  # `hrm-mlx train --task NAME` of these is timed with its default recipe
+FIRST_PUZZLE = "sudoku.txt"  # in the examples shipped with the package: `hrm-mlx solve examples/sudoku.txt`
+
+
+def bench_recipes(trials: int, *, batch_size: int | None = None, report: Report | None = None) -> dict:
+    """Training examples/s of the default recipes of USER_TASKS (what `hrm-mlx train --task NAME` runs): the
+    compiled training step at the recipe's batch size (or ``batch_size``), random data and weights."""
+    from hrm_mlx import tasks
+    from hrm_mlx.train import load_recipe
+
+    results = {}
+    for name in USER_TASKS:
+        recipe = load_recipe(tasks.get(name).default_recipe)
+        batch = batch_size or recipe["train"]["global_batch_size"]
+        named = (lambda _mode, what, numbers, name=recipe["recipe"]: report(name, what, numbers)) if report else None
+        result = bench_train_step(recipe, batch, trials, report=named, modes=("compiled",))
+        results[recipe["recipe"]] = {"task": name, "batch": batch, **result["compiled"]}
+    return results
+
+
+def first_answer(runs: int = 3) -> dict:
+    """Seconds of `hrm-mlx solve` on the shipped example Sudoku in a new process, cold (an empty MLX kernel cache,
+    as on a new machine: a fresh TMPDIR) then warm (median of ``runs``), and of `hrm-mlx --help`."""
+    import subprocess
+    import sys
+    import tempfile
+
+    package = Path(__file__).resolve().parent  # examples/ sits in the package (wheel) or beside it (checkout)
+    puzzle = next((p for p in (package / "examples" / FIRST_PUZZLE, package.parent / "examples" / FIRST_PUZZLE)
+                   if p.is_file()), None)
+    if puzzle is None:
+        raise HrmMlxError(f"the example puzzle {FIRST_PUZZLE} is not installed with hrm_mlx")
+    solve = [sys.executable, "-m", "hrm_mlx", "solve", str(puzzle)]
+
+    def seconds(command, env) -> float:
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise HrmMlxError(f"{' '.join(command[2:])} failed: {done.stderr.strip()[-300:]}")
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory(prefix="hrm-mlx-first-answer-") as fresh:
+        env = {**os.environ, "TMPDIR": fresh}
+        cold = seconds(solve, env)
+        warm = [seconds(solve, env) for _ in range(runs)]
+        help_s = [seconds([sys.executable, "-m", "hrm_mlx", "--help"], env) for _ in range(runs)]
+    return {"puzzle": f"examples/{FIRST_PUZZLE}", "cold_s": cold, "warm_s": statistics.median(warm),
+            "warm_runs_s": warm, "help_s": statistics.median(help_s)}

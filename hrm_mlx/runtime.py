@@ -1,23 +1,32 @@
-"""Process-wide runtime set-up that must happen before the first ``import mlx.core``.
+"""Process-wide set-up for MLX on this machine: one step on import, the rest explicit.
 
-On Linux the ``mlx[cpu]`` wheel links a slow reference BLAS (~6 GFLOP/s). MLX resolves its ``cblas_*`` calls
-through the dynamic linker, so loading an optimised BLAS into the global symbol scope first makes every matmul
-use it (~30x faster). This module does that once, on import of ``hrm_mlx``.
-
+On import of ``hrm_mlx`` (Linux), before the first ``import mlx.core``: the **BLAS preload**. The ``mlx[cpu]``
+wheel links a slow reference BLAS (~6 GFLOP/s); MLX resolves its ``cblas_*`` calls through the dynamic linker,
+so loading an optimised BLAS into the global symbol scope first makes every matmul use it (~30x faster).
 ``HRM_MLX_BLAS`` chooses: ``auto`` (default: MKL from the ``cpu`` extra, else a system OpenBLAS), ``mkl``,
 ``openblas``, ``none`` (keep MLX's own BLAS, no warning), or a path to a shared library exporting cblas_*.
+Nothing else happens on import.
 
-Second, ``mx.compile`` on the CPU backend turns fused element-wise graphs into C++ that it builds with the ``g++``
-found on PATH, without ``-march``: no hardware FMA and no wide vectors, so its exp (behind SiLU and softmax) runs
-as one library call per element. Putting a ``g++`` that adds ``-march=native`` first on PATH makes those kernels
-~4x faster with identical results (the kernels use no fast-math, and their fma calls round the same either way).
-``HRM_MLX_NATIVE_JIT=0`` turns this off.
+``configure()`` does the rest, once, before the first evaluation (each ``hrm-mlx`` command calls it; a program
+using the library may): the BLAS thread count and MLX's scheduling width for row groups on parallel CPU streams
+(``hrm_mlx.speed``), and whether and how ``mx.compile`` builds kernels here:
+
+- MLX's CPU JIT turns fused element-wise graphs into C++ that it builds with the ``g++`` found on PATH, with no
+  ``-march``: scalar loops, ~1.5 s of compiler per kernel, cached by kernel name in ``$TMPDIR/mlx``. With the
+  speed paths on (``HRM_MLX_SPEED``), a ``g++`` wrapper in hrm-mlx's cache goes first on PATH: native,
+  vectorising flags that keep every result bitwise equal to MLX's own build (no FMA contraction, no fast-math),
+  and a precompiled header of MLX's kernel preamble (4x faster builds); and TMPDIR points at the wrapper's
+  folder, so the kernel cache holds only kernels built this way and outlives a reboot.
+- ``compile=False`` turns ``mx.compile`` off on a CPU: solving a few puzzles then needs no compiler at all (a
+  first answer in about a second instead of 10-40 s of kernel builds), and eager steps run as fast there.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import glob
+import hashlib
 import os
 import platform
 import shutil
@@ -27,7 +36,6 @@ import tempfile
 from dataclasses import dataclass
 
 ENV_VAR = "HRM_MLX_BLAS"
-NATIVE_JIT_VAR = "HRM_MLX_NATIVE_JIT"
 
 _OPENBLAS_PATTERNS = (
     "/usr/lib/{arch}-linux-gnu/openblas-pthread/libblas.so.3",
@@ -47,6 +55,7 @@ class BlasChoice:
 
 
 _choice: BlasChoice | None = None
+_library: ctypes.CDLL | None = None  # the preloaded BLAS, whose thread count configure() sets
 
 
 def _prefix_lib_dirs() -> list[str]:
@@ -67,11 +76,15 @@ def _openblas_candidates() -> list[str]:
 
 
 def _try_load(path: str) -> bool:
+    global _library
     try:
         lib = ctypes.CDLL(path, mode=os.RTLD_GLOBAL)
     except OSError:
         return False
-    return hasattr(lib, "cblas_sgemm")
+    if not hasattr(lib, "cblas_sgemm"):
+        return False
+    _library = lib
+    return True
 
 
 def _select(request: str) -> BlasChoice:
@@ -115,25 +128,126 @@ def blas() -> BlasChoice:
     return preload_blas()
 
 
-def enable_native_jit() -> str | None:
-    """Put a ``g++ -march=native`` wrapper first on PATH for MLX's CPU JIT (Linux); returns its folder or None."""
-    if platform.system() != "Linux" or os.environ.get(NATIVE_JIT_VAR, "1") == "0":
-        return None
+# -- explicit set-up ------------------------------------------------------------------------------------------
+
+# Flags for MLX's CPU JIT builds. -march=native gives wide vectors and hardware FMA; -ffp-contract=off keeps the
+# compiler from fusing a*b+c into an FMA that rounds once (so results stay bitwise equal to MLX's own build);
+# -fno-math-errno and -fno-trapping-math (no result changes: errno and FP traps only) with a generous inline limit
+# let g++ inline MLX's exp into the loop and vectorise it.
+JIT_FLAGS = ("-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-finline-limit=10000")
+MLX_JIT_FLAGS = ("-std=c++17", "-O3", "-Wall", "-fPIC")  # what MLX passes itself (mlx/backend/cpu/jit_compiler)
+SCHEDULING_WIDTH = 1000  # MLX_BFS_MAX_WIDTH: MLX orders a graph breadth-first up to this width (its default, 20,
+# runs one row group after the other: see hrm_mlx.speed)
+BLAS_THREAD_SETTERS = ("MKL_Set_Num_Threads", "openblas_set_num_threads", "bli_thread_set_num_threads")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What configure() did."""
+
+    blas_threads: int | None  # None: left to the BLAS
+    compile: bool  # whether mx.compile builds kernels
+    jit_compiler: str | None  # the g++ wrapper MLX builds kernels with, or None (MLX's plain g++, or none)
+
+
+_setup: Setup | None = None
+
+
+def set_blas_threads(count: int) -> bool:
+    """Set the preloaded BLAS's thread count now; False when it has no known setter."""
+    for name in BLAS_THREAD_SETTERS:
+        setter = getattr(_library, name, None) if _library is not None else None
+        if setter is not None:
+            setter.argtypes = [ctypes.c_int]
+            setter(count)
+            return True
+    return False
+
+
+def native_jit() -> str | None:
+    """Put hrm-mlx's ``g++`` wrapper (JIT_FLAGS and a precompiled preamble; see the module docstring) first on
+    PATH for MLX's CPU JIT, writing it into hrm-mlx's cache once. Returns the wrapper, or None (not Linux, no
+    g++, or a read-only cache: MLX then builds with its plain flags, only slower)."""
     compiler = shutil.which("g++")
-    if compiler is None or os.path.basename(os.path.dirname(compiler)) == "hrm-mlx-jit":
+    if platform.system() != "Linux" or compiler is None:
         return None
-    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hrm-mlx", "hrm-mlx-jit")
-    wrapper = os.path.join(folder, "g++")
-    script = f'#!/bin/sh\nexec "{compiler}" -march=native "$@"\n'
+    import mlx.core as mx
+
+    from hrm_mlx.io.hub import cache_dir
+
+    root = cache_dir() / "jit"
+    if os.path.realpath(compiler).startswith(os.path.realpath(root) + os.sep):
+        return compiler  # inherited from a parent process that set it up
+    include = os.path.join(os.path.dirname(mx.__file__), "include")
+    key = hashlib.sha256("\n".join((mx.__version__, include, os.path.realpath(compiler), *JIT_FLAGS)).encode())
+    folder = root / key.hexdigest()[:16]
+    wrapper = folder / "g++"
+    script = _wrapper_script(os.path.realpath(compiler), include, str(folder / "pch"))
     try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.path.exists(wrapper) or open(wrapper).read() != script:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not wrapper.is_file() or wrapper.read_text() != script:
             fd, tmp = tempfile.mkstemp(dir=folder)
-            with os.fdopen(fd, "w") as f:
-                f.write(script)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(script)
             os.chmod(tmp, 0o755)
             os.replace(tmp, wrapper)
     except OSError:
-        return None  # read-only home: keep MLX's default build, only slower
-    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
-    return folder
+        return None
+    os.environ["PATH"] = str(folder) + os.pathsep + os.environ.get("PATH", "")
+    # MLX keeps built kernels in $TMPDIR/mlx/<version>/cpu, by kernel name only: point it at this wrapper's own
+    # folder, so that the kernels loaded are those built with these flags (not another program's plain builds of
+    # the same name, which run several times slower) and survive a reboot.
+    os.environ["TMPDIR"] = str(folder)
+    return str(wrapper)
+
+
+def _wrapper_script(compiler: str, include: str, pch: str) -> str:
+    """The wrapper: on its first call it precompiles MLX's kernel preamble (once, ~5 s; g++ uses the .gch only
+    when it was made with the same options, else reads the header as before), then runs g++ with JIT_FLAGS."""
+    flags = " ".join(JIT_FLAGS)
+    mlx_flags = " ".join(MLX_JIT_FLAGS)
+    gch = f"{pch}/mlx/backend/cpu/compiled_preamble.h.gch"
+    return (
+        "#!/bin/sh\n"
+        "# MLX's CPU JIT compiler for hrm-mlx (hrm_mlx.runtime.native_jit)\n"
+        f'if [ ! -f "{gch}" ]; then\n'
+        f'  mkdir -p "{pch}/mlx/backend/cpu" && tmp="{gch}.$$" &&\n'
+        f'  "{compiler}" {flags} {mlx_flags} -I "{include}" -x c++-header '
+        f'"{include}/mlx/backend/cpu/compiled_preamble.h" -o "$tmp" >/dev/null 2>&1 && mv -f "$tmp" "{gch}"\n'
+        f'  rm -f "$tmp"\n'
+        "fi\n"
+        f'exec "{compiler}" {flags} -I "{pch}" "$@"\n'
+    )
+
+
+def configure(*, compile: bool = True) -> Setup:
+    """Set this process up for computing with MLX (see the module docstring); each ``hrm-mlx`` command calls it
+    first. The BLAS threads, MLX's scheduling width and the JIT wrapper are set once (before the first
+    evaluation: MLX reads its scheduling width once); ``compile`` applies to what follows each call. With the
+    speed paths on a CPU, the BLAS runs one thread per row-group stream, a compiling process builds kernels
+    with the native JIT wrapper, and ``compile=False`` turns ``mx.compile`` off (no kernel builds at all)."""
+    global _setup
+    import mlx.core as mx
+
+    from hrm_mlx import speed
+
+    if not speed.on_cpu():
+        _setup = Setup(None, True, None)
+        return _setup
+    if _setup is None:
+        os.environ.setdefault("MLX_BFS_MAX_WIDTH", str(SCHEDULING_WIDTH))
+        _setup = Setup(1 if set_blas_threads(1) else None, True, None)
+    if compile:
+        if not os.environ.get("MLX_DISABLE_COMPILE"):  # the user's own switch wins
+            mx.enable_compile()
+        if _setup.jit_compiler is None:
+            _setup = dataclasses.replace(_setup, jit_compiler=native_jit())
+    else:
+        mx.disable_compile()
+    _setup = dataclasses.replace(_setup, compile=compile)
+    return _setup
+
+
+def current() -> Setup:
+    """What configure() set up (configuring with the defaults when nothing did yet)."""
+    return _setup or configure()

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,7 +6,18 @@ import pytest
 
 import hrm_mlx  # noqa: F401  (first: preloads the optimised BLAS before any test imports mlx.core)
 
+import mlx.core as mx  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as hrm_fixtures
+
+
+@pytest.fixture(autouse=True)
+def compile_stays_on():
+    """`hrm-mlx solve` turns mx.compile off for its process (runtime.configure); a test that runs it in-process
+    must not leave it off for the tests after it."""
+    yield
+    if not os.environ.get("MLX_DISABLE_COMPILE"):
+        mx.enable_compile()
 
 
 @pytest.fixture

@@ -24,10 +24,26 @@ TINY_CONFIG = {**TINY_MODEL, "seq_len": 25, "vocab_size": 6, "num_puzzle_identif
 
 def run_bench(tmp_path, *args) -> dict:
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "--batch", "2", "--trials", "1", "--json", str(out), *args])
+    result = runner.invoke(app, ["bench", "--batch", "2", "--trials", "1", "--json", str(out), "--no-recipes",
+                                 "--no-first-answer", *args])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".bench.json")) == []  # no temp file left
     return json.loads(out.read_text())
+
+
+def test_bench_times_the_default_recipes_and_the_first_answer(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
+                                 "--no-precision", "--no-train", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["recipes"]) == {"sudoku-cpu", "maze-cpu"}
+    for numbers in report["recipes"].values():
+        assert numbers["batch"] == 2 and numbers["examples_per_s"] == pytest.approx(2000 / numbers["ms_per_step"])
+    first = report["first_answer"]
+    assert first["puzzle"] == "examples/sudoku.txt" and len(first["warm_runs_s"]) == 1  # --trials
+    assert 0 < first["help_s"] and 0 < first["warm_s"] and 0 < first["cold_s"]
+    assert "time to a first answer" in result.output
 
 
 def tiny_recipe(tmp_path):
@@ -99,7 +115,8 @@ def test_flare_scaling_table_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "p.png"
     result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
-                                 "--no-precision", "--no-train", "--flare", "--flare-max-tokens", "2048",
+                                 "--no-precision", "--no-train", "--no-recipes", "--no-first-answer", "--flare",
+                                 "--flare-max-tokens", "2048",
                                  "--plot", str(plot), "--json", str(tmp_path / "b.json")])
     assert result.exit_code == 0, result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -305,7 +305,7 @@ def test_known_repo_without_all_config_uses_official_defaults(hub):
 
 def run_cli(args, capsys, monkeypatch) -> tuple[int, str]:
     cli_main._register()
-    monkeypatch.setattr(cli_main, "_register", lambda: None)
+    monkeypatch.setattr(cli_main, "_register", lambda *argv: None)
     monkeypatch.setattr(sys, "argv", ["hrm-mlx", *map(str, args)])
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:

@@ -102,7 +102,7 @@ def test_upload_command_and_its_errors(tmp_path, capsys, monkeypatch):
     local = LocalHub(tmp_path / "remote")
     monkeypatch.setattr(publish, "_api", lambda: local)
     cli_main._register()
-    monkeypatch.setattr(cli_main, "_register", lambda: None)
+    monkeypatch.setattr(cli_main, "_register", lambda *argv: None)
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["hrm-mlx", "upload", *map(str, args)])

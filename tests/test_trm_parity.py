@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from hrm_mlx import speed
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act, build, layers, trm
 from hrm_mlx.io.torch_checkpoint import load_torch_checkpoint
@@ -134,7 +135,9 @@ def test_config_errors(change, message):
 
 @pytest.mark.parametrize("case", FX.cases)
 def test_flops_per_step_counts_the_matmuls(case, monkeypatch):
-    """flops_per_step against the matmuls one eval model call actually performs (q_head not counted)."""
+    """flops_per_step against the matmuls one eval model call actually performs (q_head not counted), on the
+    plain path (the speed paths do the same matmuls, some of them in two parts)."""
+    monkeypatch.setenv(speed.SWITCH, "0")
     model = FX.build_model(case)
     counted = []
     linear_call, attention_call = layers.CastedLinear.__call__, layers.Attention.__call__

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import mlx.core as mx
 
+from hrm_mlx import speed
+
 IGNORE_LABEL_ID = -100
 DATA_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
@@ -163,10 +165,20 @@ def make_eval_step(model, *, halt_max_steps: int | None = None, compiled: bool =
     """``step(carry, batch) -> (carry, outputs, loss, metrics)``: reset halted rows, one ACT step, the loss.
     Compiled, the element-wise work of the whole step is fused into few kernels."""
 
-    def step(carry, batch):
+    def rows_step(carry, batch):
         carry = reset_halted(model, carry, batch)
         carry, outputs = forward(model, carry, halt_max_steps=halt_max_steps)
         loss, metrics = loss_and_metrics(outputs, carry, model.args.loss_type)
+        return (carry, outputs), (loss, metrics)
+
+    def step(carry, batch):
+        groups = speed.row_groups(batch["inputs"].shape[0])
+        if groups > 1:  # rows are independent: one row group per core (hrm_mlx.speed)
+            parts = speed.by_row_groups(rows_step, groups, carry, batch)
+            (carry, outputs), (loss, metrics) = (speed.join_rows([p[0] for p in parts]),
+                                                 speed.sum_groups([p[1] for p in parts]))
+        else:
+            (carry, outputs), (loss, metrics) = rows_step(carry, batch)
         return carry, outputs, loss, metrics
 
     return mx.compile(step, inputs=model.state) if compiled else step

@@ -7,7 +7,7 @@ from functools import partial
 import mlx.core as mx
 from mlx.utils import tree_map
 
-from hrm_mlx import optim
+from hrm_mlx import optim, speed
 from hrm_mlx.models import act
 from hrm_mlx.train.distributed import all_sum_tree, gather
 
@@ -40,6 +40,16 @@ class Trainer:
         loss, (new_carry, _outputs, metrics) = act.training_loss(self.model, carry, rows, min_halt_steps)
         return loss / self.global_batch, new_carry, metrics
 
+    def _gradients(self, params, rows, carry, min_halt):
+        """((loss, metrics, parameter gradients), (new carry, puzzle-row gradients or None)): the parts that
+        add up over rows, and the parts that are per row."""
+        if rows is not None:
+            (loss, carry, metrics), (grads, row_grads) = mx.value_and_grad(self._loss, argnums=(0, 1))(
+                params, rows, carry, min_halt)
+            return (loss, metrics, grads), (carry, row_grads)
+        (loss, carry, metrics), grads = mx.value_and_grad(self._loss)(params, rows, carry, min_halt)
+        return (loss, metrics, grads), (carry, None)
+
     def _step(self, carry, batch, lr, emb_lr):
         model, train = self.model, self.train
         least = carry.get("think_at_least")
@@ -59,11 +69,13 @@ class Trainer:
         if least is not None:
             min_halt = mx.maximum(min_halt, least)
         params = model.trainable_parameters()
-        if rows is not None:
-            (loss, carry, metrics), (grads, row_grads) = mx.value_and_grad(self._loss, argnums=(0, 1))(
-                params, rows, carry, min_halt)
+        groups = speed.row_groups(self.local_batch)
+        if groups > 1:  # the same sums over rows, one row group per core (hrm_mlx.speed)
+            parts = speed.by_row_groups(partial(self._gradients, params), groups, rows, carry, min_halt)
+            (loss, metrics, grads), (carry, row_grads) = (speed.sum_groups([p[0] for p in parts]),
+                                                          speed.join_rows([p[1] for p in parts]))
         else:
-            (loss, carry, metrics), grads = mx.value_and_grad(self._loss)(params, rows, carry, min_halt)
+            (loss, metrics, grads), (carry, row_grads) = self._gradients(params, rows, carry, min_halt)
         metrics = dict(metrics, loss=loss)
         if least is not None:
             carry["think_at_least"] = least
