@@ -62,7 +62,10 @@ def metadata(config: dict, *, base_model: str | None = None, license: str | None
     task = (config.get("task") or {}).get("name")
     tags = ["mlx", "hrm-mlx", family, *([task] if task else []), *(["flare"] if config.get("mixer") == "flare" else [])]
     results = [EvalResult(task_type=task or "other", task_name=_title(task) or "puzzle solving",
-                          dataset_type="puzzles", dataset_name=a.dataset, metric_type="accuracy",
+                          # The Hub merges results whose task, dataset type and config agree (not the name):
+                          # the name as config keeps each data set its own result.
+                          dataset_type="puzzles", dataset_name=a.dataset, dataset_config=a.dataset,
+                          metric_type="accuracy",
                           metric_value=round(float(a.value), 4), metric_name=a.metric) for a in accuracy]
     return ModelCardData(library_name=LIBRARY_NAME, tags=tags, base_model=base_model, license=license or OWN_LICENSE,
                          # the model-index entry's name; the Hub reads it only beside results

@@ -34,6 +34,17 @@ def test_saved_folder_has_a_card_with_hub_metadata(tmp_path):
     assert f"--model {folder}" in card.text
 
 
+def test_accuracy_on_two_data_sets_stays_two_results():
+    """The Hub merges results by task, dataset type and config: the shipped cards report two data sets."""
+    accuracy = [model_card.Accuracy(0.97, "solved", "Sudokus with 25-45 givens", 320),
+                model_card.Accuracy(0.87, "solved", "Sudokus with 21-24 givens", 104)]
+    config = {"family": "trm", "task": {"name": "sudoku"}}
+    card = ModelCard(model_card.render(model_card.metadata(config, accuracy=accuracy), "text"))
+    results = {(r.dataset_name, r.metric_value) for r in card.data.eval_results}
+    assert results == {("Sudokus with 25-45 givens", 0.97), ("Sudokus with 21-24 givens", 0.87)}
+    assert len(card.data.to_dict()["model-index"][0]["results"]) == 2
+
+
 def test_converted_hub_repo_card_records_its_source(hub, tmp_path):
     repo = "Sanjin2024/TinyRecursiveModels-Sudoku-Extreme-att"
     snapshot = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / COMMIT
