@@ -31,6 +31,7 @@ def run_bench(tmp_path, *args) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_bench_times_the_default_recipes_and_the_first_answer(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
@@ -52,6 +53,7 @@ def tiny_recipe(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_bench_times_eval_and_training_steps_compiled_and_eager(tmp_path):
     report = run_bench(tmp_path, "--model", "maze-cpu", "--no-precision")
     assert report["environment"]["cpu"] and report["environment"]["mlx"]
@@ -71,6 +73,7 @@ def test_bench_times_eval_and_training_steps_compiled_and_eager(tmp_path):
         2 / (report["train_step"]["compiled"]["ms_per_step"] / 1000))
 
 
+@pytest.mark.slow
 def test_precision_compares_dtypes_on_the_same_weights(tmp_path):
     report = run_bench(tmp_path, "--model", str(tiny_recipe(tmp_path)), "--no-train", "--precision-batch", "3")
     assert report["precision"]["batch"] == 3
@@ -84,6 +87,7 @@ def test_precision_compares_dtypes_on_the_same_weights(tmp_path):
     assert 0 < dtypes["bfloat16"]["max_logit_diff"] < 0.1
 
 
+@pytest.mark.slow
 def test_bench_of_a_model_folder_uses_its_weights_and_config(tmp_path):
     model = bench.build_model({**TINY_CONFIG, "L_layers": 2})
     model.update({"lm_head": {"weight": mx.full(model.lm_head.weight.shape, 0.125)}})
@@ -111,6 +115,7 @@ def test_official_aliases_name_existing_recipes():
     assert arc.config["num_puzzle_identifiers"] == 1 and "num_puzzle_identifiers" in arc.notes[0]
 
 
+@pytest.mark.slow
 def test_flare_scaling_table_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "p.png"
@@ -131,6 +136,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "hrm_mlx", "bench", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_bad_options_are_one_line_errors(tmp_path):
     bad = cli("--model", "nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

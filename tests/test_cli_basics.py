@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from hrm_mlx.cli.main import _register, app
@@ -10,6 +11,7 @@ _register()
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
@@ -24,6 +26,7 @@ def test_doctor_json_reports_environment_and_sgemm():
     assert info["mlx"] and info["blas"] and info["sgemm_gflops"] > 0
 
 
+@pytest.mark.slow
 def test_module_entry_point_and_bad_option_exit_code():
     ok = subprocess.run([sys.executable, "-m", "hrm_mlx", "--help"], capture_output=True, text=True)
     assert ok.returncode == 0 and "doctor" in ok.stdout
@@ -31,6 +34,7 @@ def test_module_entry_point_and_bad_option_exit_code():
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_unknown_recipe_is_a_one_line_error():
     bad = subprocess.run([sys.executable, "-m", "hrm_mlx", "bench", "--model", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2

@@ -50,6 +50,7 @@ def arrays(folder: Path) -> dict:
             for key, value in mx.load(str(folder / f"{name}.safetensors")).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("speed_paths", ["0", "1"])
 def test_a_run_of_an_older_version_resumes_to_the_same_arrays(speed_paths, tmp_path):
     """In a new process, as `hrm-mlx train --resume` starts (an earlier test may have set this process's BLAS

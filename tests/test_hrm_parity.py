@@ -24,16 +24,19 @@ def test_parameter_count_matches_official_sudoku_model():
     assert sum(v.size for _, v in params) == 27_275_266
 
 
+@pytest.mark.slow
 def test_eval_rollout_matches_official(model):
     for step in eval_rollout(model):
         check_step(*step)
     assert step[-1]["exact_accuracy"].item() >= 1  # the fixture makes one row exactly right
 
 
+@pytest.mark.slow
 def test_training_rollout_matches_official(model):
     check_training_rollout(model)
 
 
+@pytest.mark.slow
 def test_gradients_match_official(model):
     if model.compiled:
         pytest.skip("gradients are checked once, eagerly")

@@ -163,6 +163,7 @@ def test_saved_dtype_option(tmp_path):
 
 # -- converting official checkpoints ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", fx.CASES)
 def test_converted_checkpoint_reproduces_official_rollout(tmp_path, case):
     src = official_folder(tmp_path / "official", case)
@@ -364,6 +365,7 @@ MODEL_FOLDER_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", MODEL_FOLDER_CASES)
 def test_bad_model_folder_is_a_one_line_error(case, saved, tmp_path, capsys, monkeypatch):
     folder = shutil.copytree(saved, tmp_path / "model")
@@ -375,6 +377,7 @@ def test_bad_model_folder_is_a_one_line_error(case, saved, tmp_path, capsys, mon
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_missing_sources_are_one_line_errors(hub, tmp_path, capsys, monkeypatch):
     code, err = run_cli(["convert", tmp_path / "nowhere", tmp_path / "out"], capsys, monkeypatch)
     assert_one_line_error(code, err, "no such model folder or checkpoint file")
@@ -407,6 +410,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_pickle_payload_is_refused_without_executing(tmp_path):
     src = official_folder(tmp_path / "evil")
     marker = tmp_path / "pwned"

@@ -108,6 +108,7 @@ def test_upload_commits_the_folder_with_a_card_naming_the_repo(tmp_path, monkeyp
     assert config["mlp_t"]
 
 
+@pytest.mark.slow
 def test_upload_command_and_its_errors(tmp_path, capsys, monkeypatch):
     io.convert(RUNS / "sudoku-att", tmp_path / "model")
     local = LocalHub(tmp_path / "remote")

@@ -59,11 +59,13 @@ def solved_sudokus(tmp_path, pairs) -> int:
     return solved
 
 
+@pytest.mark.slow
 def test_shipped_sudoku_model_solves_held_out_puzzles_with_30_or_more_givens(tmp_path):
     solved = solved_sudokus(tmp_path, sudoku.generate(24, np.random.default_rng(SEED), givens=(30, 45)))
     assert solved >= 21, f"{solved} / 24"
 
 
+@pytest.mark.slow
 def test_shipped_sudoku_model_solves_most_hard_held_out_puzzles(tmp_path):
     """22-24 givens, where the puzzle alone is solved about one time in five: the symmetric copies' vote and
     thinking until the answer is stable are what `hrm-mlx solve` does by default."""
@@ -71,6 +73,7 @@ def test_shipped_sudoku_model_solves_most_hard_held_out_puzzles(tmp_path):
     assert solved >= 9, f"{solved} / 12"
 
 
+@pytest.mark.slow
 def test_shipped_maze_model_finds_shortest_paths_on_held_out_mazes(tmp_path):
     pairs = maze.generate(24, np.random.default_rng(SEED), size=(5, 15), loop_fraction=0.15, min_path=4,
                           canvas=15)
@@ -85,6 +88,7 @@ def test_shipped_maze_model_finds_shortest_paths_on_held_out_mazes(tmp_path):
     assert solved >= 20, f"{solved} / 24"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["sudoku.txt", "maze.txt", "sudoku.json", "maze-15.txt"])
 def test_examples_are_solved_by_the_shipped_models(example):
     result = solve(str(EXAMPLES / example))
@@ -92,6 +96,7 @@ def test_examples_are_solved_by_the_shipped_models(example):
     assert "not solved" not in result.stdout and "solved" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_task_without_a_shipped_model_asks_for_one(tmp_path):
     task = tmp_path / "task.json"
     task.write_text(json.dumps({"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}))

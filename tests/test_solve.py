@@ -123,6 +123,7 @@ def maze_model_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_many_puzzles_in_a_folder_with_summary_and_out_file(tmp_path, sudoku_model):
     rng = np.random.default_rng(0)
     pairs = sudoku.generate(6, rng, givens=(40, 45))
@@ -157,6 +158,7 @@ def test_bad_puzzles_are_reported_and_the_rest_solved(tmp_path, maze_model):
     ("hello world", "not a puzzle file"),
     ("1" * 80, "read as sudoku puzzles: line 1: found 80 cells"),  # the real reason, without --task
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, maze_model, content, message):
     path = tmp_path / "p.txt"
     if content is not None:
@@ -221,6 +223,7 @@ def test_fuzz_parsers_raise_only_one_line_user_errors():
             assert "\n" not in str(error)
 
 
+@pytest.mark.slow
 def test_fuzz_cli_never_shows_a_traceback(tmp_path, maze_model):
     for i, text in enumerate(mutations(1, 40)):
         path = tmp_path / f"f{i}.txt"

@@ -52,6 +52,7 @@ def train_three_steps(name: str, model: dict, batch_size: int = 16) -> dict:
 
 @pytest.mark.parametrize("recipe, model", [("sudoku-cpu", {}), ("maze-cpu", {}),
                                            ("hrm-sudoku-extreme-1k-laptop", SMALL_HRM)])  # HRM: a Q-target call
+@pytest.mark.slow
 def test_training_steps_in_row_groups_equal_the_plain_steps(recipe, model, two_cores, monkeypatch):
     fast = train_three_steps(recipe, model)
     monkeypatch.setenv(speed.SWITCH, "0")
@@ -66,6 +67,7 @@ def test_training_steps_in_row_groups_equal_the_plain_steps(recipe, model, two_c
             np.testing.assert_allclose(fast[key], plain[key], rtol=1e-5, atol=atol, err_msg=key)
 
 
+@pytest.mark.slow
 def test_eval_steps_in_row_groups_equal_the_plain_steps(two_cores, monkeypatch):
     config, _ = recipe_model("sudoku-cpu")
     batch = bench.random_batch(config, 24)  # three rows over a multiple of 8: groups of 12
@@ -150,6 +152,7 @@ print(setup.jit_compiler)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("g++") is None, reason="MLX's CPU JIT on Linux")
 def test_native_jit_kernels_are_bitwise_equal_to_mlx_own_build(tmp_path):
     """The wrapper's flags vectorise MLX's kernels without changing a bit of their results."""
@@ -193,6 +196,7 @@ def test_configure_sets_one_blas_thread_per_stream_and_the_scheduling_width():
         assert mkl_threads in (1, None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(mx.default_device() != mx.cpu, reason="compiling for solving is skipped on a CPU only")
 def test_solving_on_a_cpu_builds_no_kernel(tmp_path):
     """A first answer never waits for the JIT compiler: `hrm-mlx solve` runs with mx.compile off on a CPU."""

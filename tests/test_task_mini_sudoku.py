@@ -73,6 +73,7 @@ def test_data_settings_and_the_data_set():
         data.resolve("mini-sudoku", {"min_difficulty": 3})  # an option of the 9x9 task's official CSV
 
 
+@pytest.mark.slow
 def test_a_trained_model_solves_through_the_command_line(tmp_path):
     """A few steps of the recipe's model on 4x4 puzzles: the model folder records the side, solve reads it."""
     config = training.resolve_config(training.load_recipe("mini-sudoku"), [

@@ -143,6 +143,7 @@ def test_looks_like():
     assert not sudoku.looks_like("")
 
 
+@pytest.mark.slow
 def test_looks_like_judges_large_inputs_on_their_head():
     grid_lines = "\n".join(PUZZLE[i : i + 9] for i in range(0, 81, 9)) + "\n"
     big = grid_lines * (2 * (1 << 20) // len(grid_lines))  # no blank lines: the cut lands inside a grid
@@ -335,6 +336,7 @@ def test_generator_given_range_and_low_givens():
     assert (puzzle.grid != 0).sum() == 24 and sudoku.count_solutions(puzzle.grid) == 1
 
 
+@pytest.mark.slow
 def test_generator_digs_below_where_random_digging_stops():
     # 21 givens: digging stops above on almost every grid; the "-2 +1" moves go on from there.
     puzzle, solution = sudoku.make_puzzle(21, np.random.default_rng(4), max_attempts=50)

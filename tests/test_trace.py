@@ -44,6 +44,7 @@ def sudoku_run():
     return puzzle, solution
 
 
+@pytest.mark.slow
 def test_with_copies_voting_the_trace_follows_the_puzzle_itself():
     model, config, puzzle = shipped("sudoku", "sudoku.txt")
     [alone] = solver.solve(model, config, [puzzle], trace=True, num_aug=1)

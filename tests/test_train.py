@@ -139,6 +139,7 @@ def make_trainer(tmp_path, family, compiled, **train):
     return trainer, loader, trainer.initial_carry(split.meta["seq_len"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["trm", "hrm"])
 def test_compiled_step_equals_eager(tmp_path, family):
     runs = []
@@ -226,6 +227,7 @@ def reference_run(tmp_path_factory):
     return root, recipe, env
 
 
+@pytest.mark.slow
 def test_a_run_writes_metrics_checkpoints_plot_and_a_loadable_model(reference_run):
     root, _, env = reference_run
     run = root / "run"
@@ -273,6 +275,7 @@ def wait_for_checkpoint(run_dir: Path, at_least: int, proc, timeout=180):
     raise AssertionError("no checkpoint in time")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_weights(reference_run, tmp_path):
     root, recipe, env = reference_run
     run = tmp_path / "run"
@@ -294,6 +297,7 @@ def test_resume_after_sigkill_gives_the_same_weights(reference_run, tmp_path):
     assert steps == reference_steps  # lines after the checkpoint were dropped and written again
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_cleanly_then_resumes(reference_run, tmp_path):
     root, recipe, env = reference_run
     run = tmp_path / "run"
@@ -324,6 +328,7 @@ def invoke(*args):
     return message
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_errors(reference_run, tmp_path, monkeypatch):
     root, recipe, env = reference_run
     monkeypatch.setenv("HRM_MLX_DATA", str(tmp_path / "data"))
@@ -362,6 +367,7 @@ def test_bad_inputs_are_one_line_errors(reference_run, tmp_path, monkeypatch):
 # Data parallel
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     """mlx.launch -n 2 (ring backend on loopback): each rank takes half of the global batch; the weights after a
     few steps equal those of a single process (float tolerance: the sums are split differently)."""
@@ -390,6 +396,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     np.testing.assert_array_equal(two["carry/inputs"], one["carry/inputs"])
 
 
+@pytest.mark.slow
 def test_time_limit_counts_set_up_stops_in_time_and_resumes(tmp_path, monkeypatch):
     config = training.resolve_config(tiny_recipe(), ["train.steps=200", "train.eval_every=1000"])
 
@@ -441,6 +448,7 @@ def test_stablemax_gradient_is_finite_at_a_logit_of_one():
                                [[-np.log(s[1] / s.sum())]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_init_from_starts_a_larger_grid_from_a_trained_model(reference_run, tmp_path):
     root, _, env = reference_run
     donor, _ = io.load(root / "run" / "model")

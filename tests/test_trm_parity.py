@@ -39,11 +39,13 @@ def checked_eval_rollout(model):
     return step
 
 
+@pytest.mark.slow
 def test_eval_rollout_matches_official(model):
     *_, metrics = checked_eval_rollout(model)
     assert metrics["exact_accuracy"].item() >= 1  # the fixture makes one row exactly right
 
 
+@pytest.mark.slow
 def test_free_running_eval_gives_the_official_answers_and_halting(model):
     for t, ref, carry, out, _loss, _metrics in eval_rollout(model):
         np.testing.assert_array_equal(np.array(carry["halted"]), ref["halted"][t], f"halted step {t}")
@@ -51,10 +53,12 @@ def test_free_running_eval_gives_the_official_answers_and_halting(model):
     np.testing.assert_array_equal(np.array(out["logits"].argmax(-1)), ref["logits"][t].argmax(-1))
 
 
+@pytest.mark.slow
 def test_training_rollout_matches_official(model):
     check_training_rollout(model)  # no_ACT_continue: halting on q_halt > 0 and no Q-continue target
 
 
+@pytest.mark.slow
 def test_gradients_match_official(model):
     if model.compiled:
         pytest.skip("gradients are checked once, eagerly")
@@ -164,6 +168,7 @@ def test_flops_per_step_counts_the_matmuls(case, monkeypatch):
 
 # -- HRM-style halting (the paper's ablation; the official trm.py crashes with no_ACT_continue=False) ----------
 
+@pytest.mark.slow
 def test_no_ACT_continue_false_uses_the_q_continue_target():
     model = trm.Model(trm.ModelArgs.from_dict({**FX.config("att"), "no_ACT_continue": False}))
     model.load_weights(tree_flatten(FX.build_model("att").parameters()), strict=True)
@@ -205,6 +210,7 @@ def norm_over_hidden(self, x, rope=None):
     return layers.rms_norm(x + self.mlp(x), self.norm_eps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["x-into-answer", "mlp_t-norm-over-hidden", "backprop-through-all-cycles"])
 def test_wrong_variant_fails_parity(variant, monkeypatch):
     if variant == "x-into-answer":
