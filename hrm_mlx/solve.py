@@ -19,6 +19,7 @@ evaluation runs halt_max_steps). ``trace=True`` keeps every step's decoded answe
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,6 +35,8 @@ from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
 from hrm_mlx.tasks.base import Answer
 from hrm_mlx.trace import Recorder, TraceStep, token_confidence
+
+log = logging.getLogger(__name__)  # notes on puzzles; the command line shows them on stderr
 
 STOP_RULES = {
     "stable": "stop a puzzle once its answer has not changed for two steps and its halt head says halt",
@@ -156,10 +159,13 @@ class Solver:
         self.context = self.task.solver_context(identifiers, num_aug)
         self._steps: dict[int, Callable] = {}  # compiled eval steps by budget, for this model only
 
-    def validate(self, puzzle) -> None:
-        """Raise HrmMlxError when the model cannot solve ``puzzle``."""
+    def validate(self, puzzle) -> str | None:
+        """Raise HrmMlxError when the model cannot solve ``puzzle`` or when no answer can pass the checker (the
+        task's exact solver: a Sudoku without a solution); else the note the user should read with the answer (a
+        Sudoku with several solutions)."""
         self.task.validate(puzzle, **self.limits)
         self.task.check_solvable(puzzle, self.context)
+        return self.task.exact_check(puzzle)
 
     def rows(self, puzzles: list) -> int:
         """How many model rows the puzzles take (progress totals)."""
@@ -388,7 +394,9 @@ def solve_files(paths: list[Path], *, model: str | None = None, task: str | None
         good = []
         for label, puzzle in labelled:
             try:
-                solver.validate(puzzle)
+                note = solver.validate(puzzle)
+                if note:
+                    log.warning("%s: %s", label, note)
                 good.append((label, puzzle))
             except HrmMlxError as error:
                 report.on_result(Result(label, name, error=f"{label}: {error}"))

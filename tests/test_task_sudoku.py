@@ -310,7 +310,7 @@ def test_plain_python_search_agrees_with_the_compiled_one():
         for limit in (1, 2, 3):
             first = [0] * 81
             in_order = np.tile(np.arange(9), (81, 1)).tolist()
-            found = plain(grid.reshape(81).astype(int).tolist(), limit, in_order, first, 9, 3, 3)
+            found = plain(grid.reshape(81).astype(int).tolist(), limit, in_order, first, 9, 3, 3, sudoku.UNBOUNDED)
             compiled, solution = sudoku._run_search(grid, limit)
             assert found == compiled
             np.testing.assert_array_equal(np.array(first).reshape(9, 9), solution)
@@ -399,3 +399,24 @@ def test_augment_without_labels():
     assert labels is None
     np.testing.assert_array_equal(sudoku.apply_transform(inputs[0], transform), new_inputs[0])
     np.testing.assert_array_equal(sudoku.invert_transform(new_inputs[0], transform), inputs[0])
+
+
+# --- the exact solver judges puzzles, never answers ---------------------------------------------------------------
+
+NO_SOLUTION = "012345678" + "0" * 18 + "900000000" + "0" * 45  # row 1 needs its 9 in column 1, which holds one
+ONE_BOX_GIVEN = "123000000456000000789000000" + "0" * 54  # only the first box: countless solutions
+INKALA = "800000000003600000070090200050007000000045700000100030001000068008500010090000400"  # hard, unique
+
+
+def test_the_exact_check_tells_puzzles_without_or_with_several_solutions():
+    puzzle = sudoku.SudokuPuzzle(grid_of(NO_SOLUTION))
+    sudoku.validate(puzzle)  # no two givens clash
+    with raises_one_line("this puzzle has no solution"):
+        sudoku.TASK.exact_check(puzzle)
+    note = sudoku.TASK.exact_check(sudoku.SudokuPuzzle(grid_of(ONE_BOX_GIVEN)))
+    assert note == "this puzzle has 2+ solutions; any valid completion counts"
+    assert sudoku.TASK.exact_check(sudoku.SudokuPuzzle(grid_of(PUZZLE))) is None
+    # a puzzle the short check cannot settle is left unjudged (and the solver is not asked for an answer)
+    assert sudoku._run_search(grid_of(INKALA), 2, budget=sudoku.CHECK_BUDGET, compiled=False)[0] == -1
+    assert sudoku.TASK.exact_check(sudoku.SudokuPuzzle(grid_of(INKALA))) is None
+    assert sudoku.count_solutions(grid_of(INKALA)) == 1

@@ -225,6 +225,11 @@ class Task:
     def check_solvable(self, puzzle, context) -> None:
         """Raise HrmMlxError when the model cannot answer this (valid) puzzle."""
 
+    def exact_check(self, puzzle) -> str | None:
+        """For tasks with an exact solver: raise HrmMlxError when no answer to this (valid) puzzle can pass the
+        checker, or return a note the user should read with the model's answer (Sudoku: several solutions)."""
+        return None
+
     def symmetric_copies(self, puzzle, count: int) -> list[tuple[object, Callable]]:
         """Up to ``count`` copies of a puzzle under the task's symmetries (each with the function that maps an
         answer of the copy back onto the puzzle), the same for the same puzzle; none by default. A model is not

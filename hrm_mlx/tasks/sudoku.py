@@ -361,10 +361,10 @@ def to_text(item: SudokuPuzzle | np.ndarray, compact: bool = False) -> str:
 # an explicit-stack loop over flat arrays so that numba (the `train` extra) compiles it: digging training puzzles
 # down to 17-24 givens takes hundreds of thousands of searches. Without numba the same function runs as Python.
 
-def _search(grid, limit, digit_order, first_solution, side, box_rows, box_cols):
+def _search(grid, limit, digit_order, first_solution, side, box_rows, box_cols, budget):
     """Count the solutions of `grid` (side*side cells, 0 = blank; boxes of box_rows x box_cols), stopping at
     `limit`; the first one found is written to `first_solution`. `digit_order[cell][k]` is the k-th digit (minus
-    one) to try in a cell."""
+    one) to try in a cell. After `budget` digits placed without settling the count it gives up and returns -1."""
     size = side * side
     stacks = side // box_cols  # boxes per row of boxes
     rows, cols, boxes = [0] * side, [0] * side, [0] * side
@@ -437,6 +437,9 @@ def _search(grid, limit, digit_order, first_solution, side, box_rows, box_cols):
         if digit < 0:  # no candidate left here: back up
             depth -= 1
             continue
+        budget -= 1
+        if budget < 0:
+            return -1
         bit = 1 << digit
         rows[r] |= bit
         cols[c] |= bit
@@ -464,19 +467,24 @@ def _fast_search():
     return _compiled_search or None
 
 
-def _run_search(grid: np.ndarray, limit: int, digit_order: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+UNBOUNDED = 1 << 62  # a search budget no search reaches
+
+
+def _run_search(grid: np.ndarray, limit: int, digit_order: np.ndarray | None = None, budget: int = UNBOUNDED,
+                compiled: bool = True) -> tuple[int, np.ndarray]:
     """(solutions found up to `limit`, the first) of a grid (its side from its size); digits tried in
-    `digit_order` [cells, side] (default: 1..n in every cell)."""
+    `digit_order` [cells, side] (default: 1..n in every cell). ``compiled=False`` runs the search as Python (no
+    numba import: a short bounded check); -1 when it placed ``budget`` digits without settling the count."""
     cells = np.ascontiguousarray(grid, dtype=np.int64).reshape(-1)
     side = math.isqrt(cells.size)
     if digit_order is None:
         digit_order = np.tile(np.arange(side, dtype=np.int64), (cells.size, 1))
     first = np.zeros(cells.size, dtype=np.int64)
-    search = _fast_search()
+    search = _fast_search() if compiled else None
     if search is None:  # Python indexes lists several times faster than arrays
         search = _search
         first, cells, digit_order = first.tolist(), cells.tolist(), digit_order.tolist()
-    found = search(cells, limit, digit_order, first, side, *BOXES[side])
+    found = search(cells, limit, digit_order, first, side, *BOXES[side], budget)
     return int(found), np.asarray(first, dtype=np.int8).reshape(side, side)
 
 
@@ -492,6 +500,23 @@ def count_solutions(grid: SudokuPuzzle | np.ndarray, limit: int = 2) -> int:
     """Number of solutions, counting stops at `limit` (limit=2 answers "is it unique?"). 0 if the givens
     conflict or the puzzle has no solution."""
     return _run_search(_grid_of(grid), limit)[0]
+
+
+# Digits the exact solver may place when checking a puzzle before a model answers it: a few milliseconds of plain
+# Python (solving never imports numba) settle puzzles without a solution or with several, the usual mistakes of a
+# hand-made puzzle; a hard puzzle that needs a longer search is left unjudged.
+CHECK_BUDGET = 2_000
+
+
+def exact_check(puzzle: SudokuPuzzle) -> str | None:
+    """What the exact solver says of a valid puzzle: raise HrmMlxError when it has no solution (no answer can pass
+    the checker), a note when it has several (any valid completion counts), else None. It never answers for the
+    model."""
+    found = _run_search(puzzle.grid, 2, budget=CHECK_BUDGET, compiled=False)[0]  # -1: not settled in the budget
+    if found == 0:
+        raise HrmMlxError("this puzzle has no solution (its givens do not clash directly, but no grid completes "
+                          "them)")
+    return "this puzzle has 2+ solutions; any valid completion counts" if found >= 2 else None
 
 
 def solve(grid: SudokuPuzzle | np.ndarray) -> np.ndarray | None:
@@ -769,6 +794,9 @@ class SudokuTask(Task):
             copy = SudokuPuzzle(decode(apply_transform(encode(puzzle), transform)))
             copies.append((copy, lambda grid, t=transform: decode(invert_transform(encode_answer(grid), t))))
         return copies
+
+    def exact_check(self, puzzle: SudokuPuzzle) -> str | None:
+        return exact_check(puzzle)
 
     def resembles(self, text: str) -> bool:
         return any(ch.isdigit() for ch in text[:DETECTION_LIMIT]) and mostly(text, "0123456789" + BLANK_CHARS + "|+=")
