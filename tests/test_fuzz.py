@@ -10,6 +10,7 @@ import json
 import string
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,6 +86,7 @@ def user_error_only(call):
         return None
 
 
+@pytest.mark.slow  # about a minute
 @settings(BOUNDED, max_examples=600)
 @given(text=inputs, filename=st.sampled_from(["p.txt", "p.json", "p.csv", "p.jsonl", "p", "007bbfb7.json"]))
 def test_every_parser_takes_any_input(text, filename):

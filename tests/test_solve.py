@@ -142,6 +142,7 @@ def test_solve_uses_task_checker_on_a_correct_answer():
     assert sudoku.check(puzzle, solution) == (True, "solved")
 
 
+@pytest.mark.slow
 def test_a_sudoku_without_a_solution_is_bad_input_and_several_solutions_are_noted(tmp_path, sudoku_model, caplog):
     from test_task_sudoku import NO_SOLUTION, ONE_BOX_GIVEN
 
