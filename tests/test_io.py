@@ -422,3 +422,16 @@ def test_pickle_payload_is_refused_without_executing(tmp_path):
     assert_one_line_error(result.returncode, result.stderr, "system from the checkpoint pickle")
     assert "nothing was executed" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_training_run_folder_serves_its_model(tmp_path):
+    """`--model RUN_DIR` (what `hrm-mlx train` prints) takes the run's model/ folder, or says it has none yet."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": "maze", "model": {}, "train": {}}))  # the run's config
+    (run / "metrics.jsonl").write_text("")
+    with pytest.raises(HrmMlxError, match="is a training run without a model yet: its model/ folder is written"):
+        io.load(run)
+    config = {"family": "hrm", **fx.config("rope"), "task": {"name": "maze", "canvas": 4}}
+    io.save(fx.build_model("rope"), config, run / "model")
+    assert io.load(run)[1]["task"] == {"name": "maze", "canvas": 4}

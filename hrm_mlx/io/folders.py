@@ -258,13 +258,22 @@ def load_folder(folder: Path):
 
 
 def is_model_folder(path: Path) -> bool:
-    return path.is_dir() and (path / CONFIG_FILE).is_file()
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and not is_run_folder(path)
+
+
+RUN_MODEL = "model"  # the model folder inside a training run's folder (hrm_mlx.train)
+
+
+def is_run_folder(path: Path) -> bool:
+    """A training run's folder (hrm_mlx.train: config.json, metrics.jsonl, checkpoints/, model/). Its config.json
+    and metrics.jsonl both, since other trainers' runs also keep a checkpoints/ folder (hrm_mlx.io.third_party)."""
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / "metrics.jsonl").is_file()
 
 
 def read_identifiers(path: Path) -> list[str]:
     try:
         names = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise HrmMlxError(f"{path}: unreadable identifiers ({one_line(error)})") from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise HrmMlxError(f"{path}: identifiers must be a JSON list of names")

@@ -12,8 +12,8 @@ from pathlib import Path
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.io import conversion, third_party
 from hrm_mlx.io.conversion import OFFICIAL_CHECKPOINT, OFFICIAL_CONFIG
-from hrm_mlx.io.folders import (CONFIG_FILE, IDENTIFIERS_FILE, INDEX_FILE, is_model_folder, load_folder, one_line,
-                                read_identifiers)
+from hrm_mlx.io.folders import (CONFIG_FILE, IDENTIFIERS_FILE, INDEX_FILE, RUN_MODEL, is_model_folder, is_run_folder,
+                                load_folder, one_line, read_identifiers)
 
 # The files fetched from a Hub repo: ours or another trainer's layout, whichever the repo holds.
 HUB_FILES = [CONFIG_FILE, "model*.safetensors", INDEX_FILE, IDENTIFIERS_FILE, *third_party.HUB_PATTERNS]
@@ -97,6 +97,13 @@ def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> Pat
     """The local model folder for a model folder, an official checkpoint (converted once into the cache) or a Hub
     repo id (downloaded into the Hugging Face cache, converted once if in the official format)."""
     source, repo = locate(path_or_repo, revision)
+    if is_run_folder(source):
+        model = source / RUN_MODEL
+        if not is_model_folder(model):
+            raise HrmMlxError(f"{source} is a training run without a model yet: its {RUN_MODEL}/ folder is written "
+                              "when the run ends, is interrupted (Ctrl-C) or reaches its --time-limit")
+        log.info("%s is a training run: using its model %s", source, model)
+        return model
     if is_model_folder(source):
         return source
     checkpoint = third_party.locate(source)
