@@ -10,6 +10,16 @@ import mlx.core as mx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as hrm_fixtures
 
+USER_ENV = dict(os.environ)  # as the user started pytest: no test has run runtime.configure() yet
+
+
+@pytest.fixture
+def user_env() -> dict:
+    """The environment a new `hrm-mlx` process starts with: a test that ran runtime.configure() in this process
+    changed its PATH (the JIT wrapper), TMPDIR (the wrapper's kernel cache) and MLX's settings, which children
+    inherit."""
+    return dict(USER_ENV)
+
 
 @pytest.fixture(autouse=True)
 def compile_stays_on():

@@ -5,7 +5,6 @@ this code builds. Fixtures: tests/fixtures/runs (tools/make_run_fixture.py; the 
 names and shapes of their latest checkpoint's tensors)."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -52,16 +51,16 @@ def arrays(folder: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("speed_paths", ["0", "1"])
-def test_a_run_of_an_older_version_resumes_to_the_same_arrays(speed_paths, tmp_path):
-    """In a new process, as `hrm-mlx train --resume` starts (an earlier test may have set this process's BLAS
-    threads): bitwise on the plain path, which the old run took; the CPU speed paths (hrm_mlx.speed) sum
+def test_a_run_of_an_older_version_resumes_to_the_same_arrays(speed_paths, tmp_path, user_env):
+    """In a new process, as `hrm-mlx train --resume` starts (not with what an earlier test's runtime.configure()
+    set in this process): bitwise on the plain path, which the old run took; the CPU speed paths (hrm_mlx.speed) sum
     gradients over row groups, which rounds in the last bits."""
     run = shutil.copytree(OLD / "run", tmp_path / "run")
     code = ("import json, sys; from pathlib import Path; from hrm_mlx import train; "
             "s = train.train(None, Path(sys.argv[1]), resume=True, cache_dir=Path(sys.argv[2])); "
             "print(json.dumps([s.step, s.interrupted]))")
     done = subprocess.run([sys.executable, "-c", code, str(run), str(tmp_path / "data")], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, speed.SWITCH: speed_paths})
+                          text=True, timeout=600, env={**user_env, speed.SWITCH: speed_paths})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [12, False]
     ours, theirs = arrays(run / "checkpoints" / "step_00000012"), arrays(OLD / "expected_step_12")
