@@ -352,7 +352,7 @@ def read_puzzles(path: Path, task: str | None = None) -> tuple[tasks.Task, list]
     text = read_text(path)
     found = tasks.get(task) if task else tasks.detect(text, str(path))  # its errors name the file
     try:
-        return found, found.parse(text)
+        return found, found.parse_file(text, path.stem)
     except HrmMlxError as error:
         raise HrmMlxError(f"{path}: {error}") from None
 

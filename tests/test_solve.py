@@ -341,3 +341,12 @@ def test_solving_runs_every_version_of_a_puzzle(sudoku_model):
     voting = solver.Solver(model, config, num_aug=3, max_steps=2)
     for solution in voting.solve(puzzles):
         assert solution.answer.shape == (9, 9) and solution.steps == 2
+
+
+@pytest.mark.slow
+def test_an_arc_task_file_is_the_task_its_name_says(tmp_path, arc_model):
+    (tmp_path / "abc123.json").write_text(json.dumps(ARC_TASK))  # the usual layout: one task, named by its file
+    result = run("solve", tmp_path / "abc123.json", "--model", arc_model, "--json", "--num-aug", "3")
+    assert "not in the model's training data" not in result.output, result.output
+    [record] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert record["source"] == str(tmp_path / "abc123.json") and len(record["attempts"]) == 1, result.output
