@@ -63,10 +63,23 @@ def _show_library_notes() -> None:
     """What the library logs at INFO (e.g. a checkpoint converted on first use) goes to stderr, one line each."""
     import logging
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("hrm-mlx: %(message)s"))
+    class StderrNow(logging.StreamHandler):
+        """Writes to sys.stderr as it is when a note is logged: a stream bound once goes stale (and closed) when
+        a caller in the same process (tests, notebooks) swaps sys.stderr between commands."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _):
+            pass
+
     library = logging.getLogger("hrm_mlx")
-    library.addHandler(handler)
+    if not any(type(h).__name__ == "StderrNow" for h in library.handlers):  # main() may run more than once
+        handler = StderrNow()
+        handler.setFormatter(logging.Formatter("hrm-mlx: %(message)s"))
+        library.addHandler(handler)
     library.setLevel(logging.INFO)
 
 

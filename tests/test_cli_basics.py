@@ -40,3 +40,24 @@ def test_unknown_recipe_is_a_one_line_error():
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("hrm-mlx: error: unknown recipe 'nope'")
     assert "Traceback" not in bad.stderr
+
+
+def test_library_notes_go_to_stderr_as_it_is_when_they_are_logged(monkeypatch):
+    """In-process callers swap sys.stderr between commands (tests, notebooks); a note logged after the stream the
+    CLI first saw was closed still reaches the current stderr, once per note however often main() ran."""
+    import io
+    import logging
+
+    from hrm_mlx.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main, "_register", lambda *argv: None)  # the commands are registered above
+    for _ in range(2):
+        monkeypatch.setattr(sys, "stderr", io.StringIO())
+        monkeypatch.setattr(sys, "argv", ["hrm-mlx", "--help"])
+        with pytest.raises(SystemExit):
+            cli_main.main()
+        sys.stderr.close()
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    logging.getLogger("hrm_mlx.solve").warning("a note")
+    assert now.getvalue() == "hrm-mlx: a note\n"
