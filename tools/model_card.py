@@ -137,7 +137,8 @@ def steps_table(model, config, sets: dict[str, list], numbers: dict) -> list[str
 
 def maze_tables(model, config, n: int, beyond: tuple[int, ...]) -> tuple[list[str], dict]:
     numbers: dict = {"by_side": {}, "default": {}}
-    lines = ["Against the maze side (`hrm-mlx solve` with no flags; half the mazes with the goal farthest from "
+    lines = [f"Against the maze side (`hrm-mlx solve` with no flags; {n} mazes of each kind per side up to 30, "
+             f"{max(10, n // 4)} beyond; half the mazes with the goal farthest from "
              "the start; sides above the training canvas are solved at their own size):", "",
              "| side | " + " | ".join(f"{kind}: solved" for kind in MAZE_LOOPS) +
              " | mean path | mean ACT steps | s / maze |", "|---|" + "---|" * (len(MAZE_LOOPS) + 3)]
