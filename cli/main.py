@@ -8,6 +8,7 @@ of its function's docstring, read from the module's source."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -59,38 +60,34 @@ def _register(argv: list[str] | None = None) -> None:
         app.command(command, help=_summary(module, function))(lambda: None)
 
 
-def _show_library_notes() -> None:
-    """What the library logs at INFO (e.g. a checkpoint converted on first use) goes to stderr, one line each."""
+@contextlib.contextmanager
+def _library_notes_on_stderr():
+    """While a command runs, what the library logs at INFO (e.g. a checkpoint converted on first use) goes to
+    stderr, one line each. Undone after: in-process callers (tests, notebooks) swap and close sys.stderr between
+    commands, and outside the CLI the library never prints."""
     import logging
 
-    class StderrNow(logging.StreamHandler):
-        """Writes to sys.stderr as it is when a note is logged: a stream bound once goes stale (and closed) when
-        a caller in the same process (tests, notebooks) swaps sys.stderr between commands."""
-
-        @property
-        def stream(self):
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, _):
-            pass
-
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("hrm-mlx: %(message)s"))
     library = logging.getLogger("hrm_mlx")
-    if not any(type(h).__name__ == "StderrNow" for h in library.handlers):  # main() may run more than once
-        handler = StderrNow()
-        handler.setFormatter(logging.Formatter("hrm-mlx: %(message)s"))
-        library.addHandler(handler)
+    previous_level = library.level
+    library.addHandler(handler)
     library.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(previous_level)
 
 
 def main() -> None:
     _register(sys.argv[1:])
-    _show_library_notes()
-    try:
-        app()
-    except HrmMlxError as error:
-        sys.stderr.write(f"hrm-mlx: error: {error}\n")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.stderr.write("hrm-mlx: interrupted\n")
-        sys.exit(130)
+    with _library_notes_on_stderr():
+        try:
+            app()
+        except HrmMlxError as error:
+            sys.stderr.write(f"hrm-mlx: error: {error}\n")
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.stderr.write("hrm-mlx: interrupted\n")
+            sys.exit(130)

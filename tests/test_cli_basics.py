@@ -42,22 +42,27 @@ def test_unknown_recipe_is_a_one_line_error():
     assert "Traceback" not in bad.stderr
 
 
-def test_library_notes_go_to_stderr_as_it_is_when_they_are_logged(monkeypatch):
-    """In-process callers swap sys.stderr between commands (tests, notebooks); a note logged after the stream the
-    CLI first saw was closed still reaches the current stderr, once per note however often main() ran."""
+def test_library_notes_reach_stderr_only_while_a_command_runs(monkeypatch):
+    """In-process callers swap and close sys.stderr between commands (tests, notebooks): after main() the
+    library's logger is as before, so a later note neither goes to a closed stream nor prints."""
     import io
     import logging
 
     from hrm_mlx.cli import main as cli_main
 
+    library = logging.getLogger("hrm_mlx")
+    before = (list(library.handlers), library.level)
     monkeypatch.setattr(cli_main, "_register", lambda *argv: None)  # the commands are registered above
+    seen = []
+    monkeypatch.setattr(cli_main, "app", lambda: (seen.append(library.getEffectiveLevel()),
+                                                 logging.getLogger("hrm_mlx.solve").info("a note")))
     for _ in range(2):
         monkeypatch.setattr(sys, "stderr", io.StringIO())
-        monkeypatch.setattr(sys, "argv", ["hrm-mlx", "--help"])
-        with pytest.raises(SystemExit):
-            cli_main.main()
+        cli_main.main()
+        assert sys.stderr.getvalue() == "hrm-mlx: a note\n"
         sys.stderr.close()
+    assert seen == [logging.INFO, logging.INFO] and (list(library.handlers), library.level) == before
     now = io.StringIO()
     monkeypatch.setattr(sys, "stderr", now)
-    logging.getLogger("hrm_mlx.solve").warning("a note")
-    assert now.getvalue() == "hrm-mlx: a note\n"
+    logging.getLogger("hrm_mlx.solve").warning("a later note")
+    assert "Logging error" not in now.getvalue() and "hrm-mlx:" not in now.getvalue()
