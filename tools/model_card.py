@@ -51,7 +51,7 @@ def stage_facts(run_dir: Path) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [line for line in lines if line["split"] == "eval"]
-    checkpoint = latest_checkpoint(run_dir) if (run_dir / "checkpoints").is_dir() else None
+    checkpoint = latest_checkpoint(run_dir)
     if checkpoint:
         state = json.loads((checkpoint / "state.json").read_text())
         step, seconds = int(state["step"]), float(state["elapsed"])
@@ -137,13 +137,14 @@ def steps_table(model, config, sets: dict[str, list], numbers: dict) -> list[str
 
 def maze_tables(model, config, n: int, beyond: tuple[int, ...]) -> tuple[list[str], dict]:
     numbers: dict = {"by_side": {}, "default": {}}
+    count_beyond = max(10, n // 4)  # each maze beyond 30 may think for hundreds of steps over thousands of cells
     lines = [f"Against the maze side (`hrm-mlx solve` with no flags; {n} mazes of each kind per side up to 30, "
-             f"{max(10, n // 4)} beyond; half the mazes with the goal farthest from "
+             f"{count_beyond} beyond; half the mazes with the goal farthest from "
              "the start; sides above the training canvas are solved at their own size):", "",
              "| side | " + " | ".join(f"{kind}: solved" for kind in MAZE_LOOPS) +
              " | mean path | mean ACT steps | s / maze |", "|---|" + "---|" * (len(MAZE_LOOPS) + 3)]
     for stream, side in enumerate(MAZE_SIDES + beyond):
-        count = n if side <= 30 else max(10, n // 4)
+        count = n if side <= 30 else count_beyond
         row, paths, steps, seconds = [], [], [], []
         for k, (kind, loops) in enumerate(MAZE_LOOPS.items()):
             puzzles = held_out("maze", count, 100 + 10 * stream + k, size=side, loop_fraction=loops)
