@@ -124,8 +124,8 @@ def resolve_model(name: str) -> BenchModel:
                                "adds memory and may slow the training step's embedding update")
         return model
     if not (Path(name).expanduser().exists() or "/" in name):
-        raise HrmMlxError(f"unknown recipe {name!r}; --model takes a recipe ({', '.join(recipes.names())}), an alias "
-                          f"({', '.join(OFFICIAL_MODELS)}), a recipe JSON file, a model folder, an official "
+        raise HrmMlxError(f"unknown recipe {name!r}; a benchmarked model is a recipe ({', '.join(recipes.names())}), "
+                          f"an alias ({', '.join(OFFICIAL_MODELS)}), a recipe JSON file, a model folder, an official "
                           "checkpoint or a Hugging Face repo id (owner/name)")
     return _from_folder(name)
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hrm_mlx import bench, flare_bench, io, recipes
 from hrm_mlx.cli.bench import MODEL_HELP
 from hrm_mlx.cli.main import _register, app
+from user_errors import raises_one_line
 
 _register()
 runner = CliRunner()
@@ -113,6 +114,12 @@ def test_official_aliases_name_existing_recipes():
     assert all(alias in MODEL_HELP for alias in bench.OFFICIAL_MODELS)  # --help names them without importing mlx
     arc = bench.resolve_model("official-hrm-arc")  # the data set the table size: a placeholder, said in a note
     assert arc.config["num_puzzle_identifiers"] == 1 and "num_puzzle_identifiers" in arc.notes[0]
+
+
+def test_an_unknown_model_is_explained_without_naming_a_command_line_option():
+    with raises_one_line("unknown recipe 'nope'; a benchmarked model is a recipe") as error:
+        bench.resolve_model("nope")
+    assert "official-hrm-sudoku" in str(error.value) and " --" not in str(error.value)
 
 
 @pytest.mark.slow

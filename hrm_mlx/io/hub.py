@@ -101,7 +101,7 @@ def resolve(path_or_repo: str | os.PathLike, revision: str | None = None) -> Pat
         model = source / RUN_MODEL
         if not is_model_folder(model):
             raise HrmMlxError(f"{source} is a training run without a model yet: its {RUN_MODEL}/ folder is written "
-                              "when the run ends, is interrupted (Ctrl-C) or reaches its --time-limit")
+                              "when the run ends, is interrupted (Ctrl-C) or reaches its time limit")
         log.info("%s is a training run: using its model %s", source, model)
         return model
     if is_model_folder(source):
