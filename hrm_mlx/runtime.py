@@ -27,6 +27,7 @@ import ctypes
 import dataclasses
 import glob
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -36,6 +37,7 @@ import tempfile
 from dataclasses import dataclass
 
 ENV_VAR = "HRM_MLX_BLAS"
+log = logging.getLogger(__name__)  # the library logs; with no handler set up, Python shows warnings on stderr
 
 _OPENBLAS_PATTERNS = (
     "/usr/lib/{arch}-linux-gnu/openblas-pthread/libblas.so.3",
@@ -115,11 +117,9 @@ def preload_blas() -> BlasChoice:
         _choice = _select(request.lower() if request.lower() in ("auto", "mkl", "openblas", "none", "off", "0", "false") else request)
         silenced = request.lower() in ("none", "off", "0", "false")
         if _choice.name == "reference" and not silenced:
-            sys.stderr.write(
-                f"hrm-mlx: warning: MLX runs on its slow reference BLAS ({_choice.note}); "
-                f"pip install 'hrm-mlx[cpu]' (MKL) or apt-get install libopenblas0-pthread, "
-                f"or set {ENV_VAR}=none to silence this\n"
-            )
+            log.warning("hrm-mlx: warning: MLX runs on its slow reference BLAS (%s); pip install 'hrm-mlx[cpu]' "
+                        "(MKL) or apt-get install libopenblas0-pthread, or set %s=none to silence this",
+                        _choice.note, ENV_VAR)
     return _choice
 
 

@@ -55,6 +55,16 @@ def test_unusable_blas_warns_in_one_line_and_still_works():
 
 
 @linux_only
+def test_the_warning_is_logged_so_a_program_can_route_or_silence_it():
+    routed = run_python("import logging; logging.basicConfig(format='LOGGED %(name)s: %(message)s'); "
+                        + CHOICE, "/nonexistent/libblas.so")
+    assert routed.stderr.startswith("LOGGED hrm_mlx.runtime: hrm-mlx: warning: MLX runs on its slow reference BLAS")
+    quiet = run_python("import logging; logging.getLogger('hrm_mlx').setLevel(logging.ERROR); " + CHOICE,
+                       "/nonexistent/libblas.so")
+    assert json.loads(quiet.stdout)["name"] == "reference" and quiet.stderr == ""
+
+
+@linux_only
 def test_importing_mlx_first_is_reported():
     result = run_python("import mlx.core, hrm_mlx, json; from hrm_mlx import runtime; print(runtime.blas().note)", "auto")
     assert "import hrm_mlx first" in result.stdout
