@@ -36,9 +36,11 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_file(path: str | os.PathLike, content: str | bytes | Callable[[Path], object]) -> Path:
+def write_file(path: str | os.PathLike, content: str | bytes | Callable[[Path], object], *,
+               executable: bool = False) -> Path:
     """Write ``content`` (text, bytes, or a function that writes the file at the path it is given, e.g. a
-    figure's savefig) to ``path`` atomically. Returns the path."""
+    figure's savefig) to ``path`` atomically; ``executable`` files (scripts) may be run by whom may read them.
+    Returns the path."""
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     tmp = Path(name)
@@ -49,7 +51,7 @@ def write_file(path: str | os.PathLike, content: str | bytes | Callable[[Path], 
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, (0o777 if executable else 0o666) & ~_umask())
         _fsync(tmp)
         os.replace(tmp, path)
     finally:

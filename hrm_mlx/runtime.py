@@ -33,7 +33,6 @@ import platform
 import shutil
 import site
 import sys
-import tempfile
 from dataclasses import dataclass
 
 ENV_VAR = "HRM_MLX_BLAS"
@@ -173,6 +172,7 @@ def native_jit() -> str | None:
         return None
     import mlx.core as mx
 
+    from hrm_mlx import atomic
     from hrm_mlx.io.hub import cache_dir
 
     root = cache_dir() / "jit"
@@ -186,11 +186,7 @@ def native_jit() -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if not wrapper.is_file() or wrapper.read_text() != script:
-            fd, tmp = tempfile.mkstemp(dir=folder)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(script)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, wrapper)
+            atomic.write_file(wrapper, script, executable=True)
     except OSError:
         return None
     os.environ["PATH"] = str(folder) + os.pathsep + os.environ.get("PATH", "")

@@ -152,6 +152,23 @@ print(setup.jit_compiler)
 """
 
 
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("g++") is None, reason="MLX's CPU JIT on Linux")
+def test_the_jit_wrapper_is_written_once_atomically_and_goes_first_on_path(tmp_path):
+    code = ("import os; import hrm_mlx; from hrm_mlx import runtime; wrapper = runtime.native_jit(); "
+            "print(wrapper); print(os.environ['PATH'].split(os.pathsep)[0]); print(os.environ['TMPDIR'])")
+    first = run_python(code, HRM_MLX_CACHE=str(tmp_path / "cache"))
+    assert first.returncode == 0, first.stderr
+    wrapper, on_path, kernels = first.stdout.split()
+    wrapper = Path(wrapper)
+    assert wrapper.parent.parent == tmp_path / "cache" / "jit" and str(wrapper.parent) == on_path == kernels
+    script = wrapper.read_text()
+    assert script.startswith("#!/bin/sh\n") and os.access(wrapper, os.X_OK)
+    wrapper.write_text("stale")  # another version's wrapper: written anew
+    again = run_python(code, HRM_MLX_CACHE=str(tmp_path / "cache"))
+    assert again.stdout == first.stdout and wrapper.read_text() == script and os.access(wrapper, os.X_OK)
+    assert sorted(p.name for p in wrapper.parent.iterdir()) == ["g++"]  # no temporary file left
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("g++") is None, reason="MLX's CPU JIT on Linux")
 def test_native_jit_kernels_are_bitwise_equal_to_mlx_own_build(tmp_path):
