@@ -284,6 +284,45 @@ def test_arc_task_is_solved_by_voting_over_its_trained_versions(tmp_path, arc_mo
     assert "Kaggle score" in result.output
 
 
+def test_arc_tasks_are_solved_from_python_with_their_kaggle_files(tmp_path, arc_model, capsys):
+    """The pipeline is the library's: solve_files reads the challenges, votes, writes and scores the submission
+    and reports each task to a typed callback, printing nothing."""
+    challenges = tmp_path / "challenges.json"
+    challenges.write_text(json.dumps({"abc123": ARC_TASK, "zzz999": ARC_TASK}))
+    target = [[6, 0], [0, 5]]
+    solutions = tmp_path / "solutions.json"
+    solutions.write_text(json.dumps({"abc123": [target], "zzz999": [target]}))
+
+    class Seen(solver.SolveCallback):
+        def __init__(self):
+            self.results, self.started, self.done = [], [], []
+
+        def on_result(self, result):
+            self.results.append(result)
+
+        def on_task_start(self, task, puzzles, rows):
+            self.started.append((task.name, [p.id for p in puzzles]))
+
+        def on_task_done(self, summary):
+            self.done.append(summary)
+
+    seen = Seen()
+    [summary] = solver.solve_files([challenges], model=str(arc_model), answers=solutions,
+                                   submission=tmp_path / "submission.json", num_aug=3, callback=seen)
+    assert seen.started == [("arc", ["abc123"])] and seen.done == [summary]
+    [failed] = [r for r in seen.results if r.error]
+    assert "zzz999" in failed.error and "not in the model's training data" in failed.error
+    [solved] = [r for r in seen.results if r.solution]
+    attempts = solved.solution.attempts[0]
+    assert solved.task == "arc" and 1 <= len(attempts) <= 2 and (summary.task, summary.count) == ("arc", 1)
+    assert json.loads((tmp_path / "submission.json").read_text()) == summary.submission
+    assert set(summary.submission) == {"abc123"}
+    right = float(any(np.array_equal(np.asarray(attempt), target) for attempt in attempts))
+    assert [(name, score) for name, score, _ in summary.scores] == [("ARC Kaggle score", right),
+                                                                     ("strict all-tests score", right)]
+    assert capsys.readouterr() == ("", "")
+
+
 def test_arc_versions_put_the_original_first():
     versions = arc.trained_versions(["<blank>", "t1_t3_0123456789", "t1", "t2"])
     assert versions == {"t1": [(2, "t1"), (1, "t1_t3_0123456789")], "t2": [(3, "t2")]}
