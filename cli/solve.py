@@ -147,7 +147,8 @@ def solve(
                                 "solves; their answers vote. Sudoku: the puzzle and symmetric copies (relabelled "
                                 "digits, shuffled rows and columns; default 16); mazes: its rotations and "
                                 "reflections (at most 8; default 1); ARC: versions of the task the model learned "
-                                "(default 8). 1 = the puzzle alone."),
+                                "(default 8). Sudoku and mazes run the copies only when the puzzle's own answer "
+                                "fails the check (an answer the check accepts is right). 1 = the puzzle alone."),
     solutions_file: Path = typer.Option(None, "--solutions", help="ARC: a Kaggle solutions file; reports the "
                                         "Kaggle score and the strict all-tests score."),
     submission: Path = typer.Option(None, "--submission", help="ARC: write a Kaggle submission.json (top-2 "

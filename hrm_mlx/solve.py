@@ -197,19 +197,63 @@ class Solver:
         """(index, Solution) of each puzzle, in order, as soon as it and those before it are done (a model that runs
         at any size solves the puzzles from the smallest grid up). ``trace`` keeps each puzzle's steps in
         ``Solution.trace``; ``on_step(puzzle index, step)`` sees every step as it runs; ``on_batch(n)`` counts
-        the rows done."""
+        the rows done (of ``rows``: a puzzle whose copies need not run counts them as done).
+
+        When the task's checker proves an answer right (``Task.proven_by_check``), the puzzles of each batch are
+        solved alone first and only those whose answer fails the check are solved again as symmetric copies, which
+        then vote with the first answer: a puzzle's copies could only turn a proven answer into a wrong one, and
+        an easy puzzle costs one row instead of all its versions."""
         task = self.task
         queries = [task.queries(puzzle, self.context) for puzzle in puzzles]
-        rows = [(p, k, query) for p, mine in enumerate(queries) for k, query in enumerate(mine)]
-        if self.any_size:
-            rows.sort(key=lambda row: task.side(row[2].item))
         followed = set()
         if trace or on_step is not None:
             followed = {(p, k) for p, puzzle in enumerate(puzzles)
                         if (k := task.traced_query(puzzle, queries[p])) is not None}
         answers: dict[int, dict[int, Answer]] = {p: {} for p in range(len(puzzles))}
         traces: dict[int, list[TraceStep]] = {}
+        wanted: dict[int, int] = {}  # how many answers each puzzle waits for, once that is known
         ready = 0  # puzzles are yielded in their order: all before this one are
+
+        def finished() -> Iterator[tuple[int, Solution]]:
+            nonlocal ready
+            while ready < len(puzzles) and len(answers[ready]) == wanted.get(ready):
+                yield ready, self._solution(puzzles[ready], [answers[ready][k] for k in range(wanted[ready])],
+                                            traces.get(ready) if trace else None)
+                ready += 1
+
+        def run(rows: list) -> Iterator[tuple[int, Solution]]:
+            for done in self._answer_rows(puzzles, rows, followed, on_step, traces):
+                for p, k, answer in done:
+                    answers[p][k] = answer
+                if on_batch:
+                    on_batch(len(done))
+                yield from finished()
+
+        if not (task.proven_by_check and any(len(mine) > 1 for mine in queries)):
+            wanted.update((p, len(mine)) for p, mine in enumerate(queries))
+            yield from run([(p, k, query) for p, mine in enumerate(queries) for k, query in enumerate(mine)])
+            return
+        for start in range(0, len(puzzles), self.batch_size):
+            window = range(start, min(start + self.batch_size, len(puzzles)))
+            yield from run([(p, 0, queries[p][0]) for p in window])
+            copies = []
+            for p in window:
+                if self._solution(puzzles[p], [answers[p][0]], None).solved:
+                    wanted[p] = 1
+                    if on_batch and len(queries[p]) > 1:
+                        on_batch(len(queries[p]) - 1)
+                else:
+                    wanted[p] = len(queries[p])
+                    copies += [(p, k, query) for k, query in enumerate(queries[p]) if k > 0]
+            yield from finished()
+            yield from run(copies)
+
+    def _answer_rows(self, puzzles: list, rows: list, followed: set, on_step, traces: dict) -> Iterator[list]:
+        """Run ``rows`` ((puzzle index, query index, Query)) in batches; after each, its (p, k, Answer)s (the traces
+        of followed rows go into ``traces``)."""
+        task = self.task
+        if self.any_size:
+            rows = sorted(rows, key=lambda row: task.side(row[2].item))
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
             options = dict(self.options)
@@ -222,17 +266,13 @@ class Solver:
             tokens, steps, confidence = run_act(
                 self.model, inputs, np.array([query.identifier for _, _, query in chunk], dtype=np.int32),
                 max_steps=budget, stop=self.stop, given=given, on_step=recorder, eval_step=self._eval_step(budget))
+            done = []
             for row, (p, k, query) in enumerate(chunk):
-                answers[p][k] = Answer(query, tokens[row], int(steps[row]),
-                                       [float(c) for c in confidence[row, :steps[row]]])
+                done.append((p, k, Answer(query, tokens[row], int(steps[row]),
+                                          [float(c) for c in confidence[row, :steps[row]]])))
                 if recorder is not None and row in recorder.traces:
                     traces[p] = recorder.traces[row]
-            if on_batch:
-                on_batch(len(chunk))
-            while ready < len(puzzles) and len(answers[ready]) == len(queries[ready]):
-                yield ready, self._solution(puzzles[ready], [answers[ready][k] for k in range(len(queries[ready]))],
-                                            traces.get(ready) if trace else None)
-                ready += 1
+            yield done
 
     def _recorder(self, puzzles, chunk, inputs, followed, on_step) -> Recorder | None:
         task = self.task

@@ -389,3 +389,34 @@ def test_an_arc_task_file_is_the_task_its_name_says(tmp_path, arc_model):
     assert "not in the model's training data" not in result.output, result.output
     [record] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert record["source"] == str(tmp_path / "abc123.json") and len(record["attempts"]) == 1, result.output
+
+
+def test_copies_run_only_for_puzzles_whose_own_answer_fails_the_check(monkeypatch):
+    """A puzzle solved alone costs one row; one whose answer fails the check gets all its versions, which vote with
+    the first answer exactly as when every version runs; progress still counts every row of ``rows``."""
+    model, config = io.load(solver.shipped_model("sudoku"))
+    puzzles = [p for p, _ in sudoku.generate(6, np.random.default_rng(77), givens=22)]
+    steps = 8  # the trained steps: enough to solve some puzzles alone and not all
+    alone = [s.solved for s in solver.Solver(model, config, num_aug=1, max_steps=steps).solve(puzzles)]
+    assert 0 < sum(alone) < len(puzzles)  # both kinds of puzzle are in the batch
+    rows_run = []
+    real_run_act = solver.run_act
+
+    def counting_run_act(model, inputs, *args, **kwargs):
+        rows_run.append(len(inputs))
+        return real_run_act(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(solver, "run_act", counting_run_act)
+    versions = sudoku.TASK.default_versions
+    checked = solver.Solver(model, config, max_steps=steps)
+    progress = []
+    solutions = checked.solve(puzzles, on_batch=progress.append)
+    assert sum(rows_run) == len(puzzles) + (versions - 1) * alone.count(False)
+    assert sum(progress) == checked.rows(puzzles) == versions * len(puzzles)
+    monkeypatch.setattr(type(sudoku.TASK), "proven_by_check", False)
+    everyone = solver.Solver(model, config, max_steps=steps).solve(puzzles)
+    for was_solved, mine, voted in zip(alone, solutions, everyone):
+        if was_solved:
+            assert mine.solved and mine.steps == len(mine.halt_confidence)
+        else:
+            assert (mine.answer == voted.answer).all() and mine.solved == voted.solved

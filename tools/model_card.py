@@ -177,8 +177,9 @@ def maze_tables(model, config, n: int, beyond: tuple[int, ...]) -> tuple[list[st
 def sudoku_tables(model, config, n: int) -> tuple[list[str], dict]:
     numbers: dict = {"by_givens": {}, "by_givens_one_version": {}, "default": {}}
     versions = sudoku.TASK.default_versions
-    lines = ["Against the number of givens (`hrm-mlx solve` with no flags: the puzzle and "
-             f"{versions - 1} symmetric copies of it vote; and the puzzle alone, `--num-aug 1`; each row its own "
+    lines = ["Against the number of givens (`hrm-mlx solve` with no flags: the puzzle alone, and when its "
+             f"answer fails the check, with {versions - 1} symmetric copies of it that vote; and the puzzle alone "
+             "only, `--num-aug 1`; each row its own "
              "generated set; the generator digs below 22 givens with \"-2 +1\" moves, 21 givens take seconds per "
              "puzzle and 17-20 are out of its reach (20 fails often), so fewer puzzles are measured there):", "",
              "| givens | puzzles | solved | mean ACT steps | s / puzzle | puzzle alone |", "|---|---|---|---|---|---|"]
@@ -224,7 +225,7 @@ def plot(task: str, numbers: dict, out: Path) -> None:
     else:
         givens = sorted(numbers["by_givens"])
         right.plot(givens, [100 * numbers["by_givens"][g]["solved"] for g in givens], "s-",
-                   label="default solve (symmetric copies vote)")
+                   label="default solve (copies vote when its answer fails)")
         right.plot(givens, [100 * numbers["by_givens_one_version"][g]["solved"] for g in givens], "^--",
                    label="the puzzle alone (--num-aug 1)")
         right.set_xlabel("givens")

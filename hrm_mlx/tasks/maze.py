@@ -658,6 +658,7 @@ class MazeTask(CanvasTask):
     csv_symbols = {symbol: code for code, symbol in enumerate(SYMBOLS, 1)}
     title = "Maze shortest path"
     example = "examples/maze.txt"
+    proven_by_check = True  # a marked path the checker accepts is a shortest path
 
     parse = staticmethod(parse)
     looks_like = staticmethod(looks_like)
