@@ -69,10 +69,11 @@ maps the names through the family's ``Model.sanitize()`` and infers what the off
 (a dump of the official PretrainConfig: ``arch: {name, loss: {name, loss_type}, H_cycles, ...}``,
 ``data_path`` (TRM: a list ``data_paths``), training settings) does not hold, because the official code took it from the dataset:
 ``vocab_size`` (embed_tokens rows), ``num_puzzle_identifiers`` and ``puzzle_emb_ndim`` (puzzle table shape),
-``seq_len`` (embed_pos rows for learned positions; else ``--seq-len``; else the task: sudoku 81, maze 900,
-arc 900) and the task (``--task``; else from ``data_path``; else from the vocabulary size: 11 sudoku,
-6 maze, 12 arc). Without ``all_config.yaml`` the architecture comes from ``--config`` (an all_config.yaml, a
-JSON/YAML with the arch fields, or a recipe name); the official ARC-2 repo, which lacks the file, falls back
+``seq_len`` (embed_pos rows for learned positions; else the ``seq_len`` given; else the task's
+``official_seq_len``) and the task (the ``task`` given; else the task whose ``names_data_path`` accepts the
+``data_path``; else the one task with an official model whose ``vocab_size`` this is). Without ``all_config.yaml``
+the architecture comes from the ``config`` given (an all_config.yaml, a JSON/YAML with the arch fields, or a
+recipe name); the official ARC-2 repo, which lacks the file, falls back
 to the official default architecture (recipe ``hrm-arc-1``; README: ARC-2 overrides only the data path), and
 the other repos of ``third_party.KNOWN_REPOS`` to the recipes of their training commands. A nano-trm checkpoint
 carries its architecture in its Lightning hyper-parameters (``third_party.nano_trm``).
