@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from hrm_mlx import tasks
-
+from hrm_mlx.cli import output
 from hrm_mlx.cli.render import console, key_value_table
 from hrm_mlx.errors import HrmMlxError
 
@@ -23,19 +23,23 @@ def _size(n: int) -> str:
 
 
 def convert(
-    src: str = typer.Argument(..., help=SRC_HELP),
-    out: Path = typer.Argument(..., help="Model folder to write (config.json + safetensors); replaced atomically."),
-    dtype: str = typer.Option(None, help="Store floating weights as float32, bfloat16 or float16 "
-                                         "(default: as stored in the checkpoint)."),
-    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
-    task: str = typer.Option(None, help=f"{', '.join(tasks.names())} (default: from data_path or the vocabulary "
-                                        "size)."),
-    seq_len: int = typer.Option(None, "--seq-len", help="Sequence length, when neither the weights nor the task "
-                                                        "tell it."),
-    identifiers: Path = typer.Option(None, help="The data set's identifiers.json (puzzle names of the ARC "
-                                                "embeddings), stored with the model."),
-    revision: str = typer.Option(None, help="Hub revision (branch, tag or commit) of a repo id."),
-    max_shard_size: str = typer.Option("2GB", help="Largest safetensors file; bigger models are sharded."),
+    src: str = typer.Argument(..., metavar="SRC", help=SRC_HELP),
+    out: Path = typer.Argument(..., metavar="OUT", help="Model folder to write (config.json + safetensors); "
+                               "replaced atomically."),
+    dtype: str = typer.Option(None, "--dtype", metavar="DTYPE", show_default="as stored in the checkpoint",
+                              help="Store floating weights as float32, bfloat16 or float16."),
+    config: str = typer.Option(None, "--config", metavar="CONFIG", help=CONFIG_HELP),
+    task: str = typer.Option(None, "--task", metavar="TASK", show_default="from data_path or the vocabulary size",
+                             help=f"{', '.join(tasks.names())}."),
+    seq_len: int = typer.Option(None, "--seq-len", min=1, metavar="N", help="Sequence length, when neither the "
+                                "weights nor the task tell it."),
+    identifiers: Path = typer.Option(None, "--identifiers", metavar="FILE", help="The data set's identifiers.json "
+                                     "(puzzle names of the ARC embeddings), stored with the model."),
+    revision: str = typer.Option(None, "--revision", metavar="REV", help="Hub revision (branch, tag or commit) of "
+                                 "a repo id."),
+    max_shard_size: str = typer.Option("2GB", "--max-shard-size", metavar="SIZE", help="Largest safetensors file; "
+                                       "bigger models are sharded."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as one JSON object on stdout."),
 ) -> None:
     """Convert an HRM or TRM checkpoint (official, a reproduction's, nano-trm's; PyTorch, read without torch) into
     an MLX model folder."""
@@ -45,6 +49,9 @@ def convert(
         raise HrmMlxError(f"--dtype must be one of {', '.join(io.folders.DTYPES)}, not {dtype!r}")
     summary = io.convert(src, out, dtype=dtype, config=config, task=task, seq_len=seq_len, identifiers=identifiers,
                          revision=revision, max_shard_size=io.parse_size(max_shard_size))
+    if as_json:
+        output.Records(True, None).emit(summary)
+        return
     files = summary["files"]
     shards = [f for f in files if f.startswith("model-")]
     listed = ", ".join(f for f in files if f not in shards) + (f", {len(shards)} weight shards" if shards else "")
@@ -62,4 +69,4 @@ def convert(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(convert)
+    app.command(epilog=output.EXIT_CODES)(convert)

@@ -1,15 +1,18 @@
 """``hrm-mlx doctor``: what MLX runs on here, and how fast its matmuls are."""
 
-import json
+from pathlib import Path
 
 import typer
 
+from hrm_mlx.cli import output
 from hrm_mlx.cli.render import console, key_value_table
 
 
 def doctor(
-    size: int = typer.Option(2048, help="Matrix size of the sgemm measurement (size x size float32)."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
+    size: int = typer.Option(2048, "--size", min=64, metavar="N", help="Matrix size of the sgemm measurement (N x N "
+                             "float32)."),
+    as_json: bool = typer.Option(False, "--json", help=output.JSON_HELP),
+    out: Path = typer.Option(None, "--out", metavar="FILE", help=output.OUT_HELP),
 ) -> None:
     """Show platform, MLX version, device, the BLAS in use and a measured sgemm GFLOP/s."""
     from hrm_mlx import runtime
@@ -17,10 +20,11 @@ def doctor(
     runtime.configure()
     from hrm_mlx import bench
 
-    info = bench.environment()
-    info["sgemm_gflops"] = round(bench.sgemm_gflops(size), 1)
+    with output.Records(as_json, out) as records:
+        info = bench.environment()
+        info["sgemm_gflops"] = round(bench.sgemm_gflops(size), 1)
+        records.emit(info)
     if as_json:
-        print(json.dumps(info))
         return
     console.print(key_value_table("hrm-mlx doctor", info))
     if info["blas"] == "reference":
@@ -29,4 +33,4 @@ def doctor(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(doctor)
+    app.command(epilog=output.EXIT_CODES)(doctor)

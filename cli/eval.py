@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from hrm_mlx import tasks
+from hrm_mlx.cli import output
 
 MODEL_HELP = "Model folder (e.g. RUN_DIR/model), official checkpoint or Hugging Face repo id."
 SOURCE_HELP = ("Test data: 'generate' (seeded generator), 'hub' (the official sapientinc test CSV), or a folder "
@@ -16,24 +17,28 @@ SOURCE_HELP = ("Test data: 'generate' (seeded generator), 'hub' (the official sa
 
 
 def evaluate(
-    model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: Optional[str] = typer.Option(None, "--task", help=f"{', '.join(tasks.names())} (default: the model's task)."),
-    source: Optional[str] = typer.Option(None, "--source", help=SOURCE_HELP),
-    n: Optional[int] = typer.Option(None, "--n", min=1, help="Test puzzles: generated count, or a seeded subsample "
-                                    "of an official test set."),
-    overrides: List[str] = typer.Option([], "--set", help="Data setting KEY=VALUE (e.g. --set size=15 --set "
-                                        "min_path=20 --set givens=[24,28])."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Puzzles per batch."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1,
-                                            help="ACT steps per puzzle (default: the model's halt_max_steps)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Cache of built data sets."),
-    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    model: str = typer.Option(..., "--model", metavar="MODEL", help=MODEL_HELP),
+    task: Optional[str] = typer.Option(None, "--task", metavar="TASK",
+                                       help=f"{', '.join(tasks.names())} (default: the model's task)."),
+    source: Optional[str] = typer.Option(None, "--source", metavar="SOURCE", help=SOURCE_HELP),
+    n: Optional[int] = typer.Option(None, "--n", min=1, metavar="N", help="Test puzzles: generated count, or a "
+                                    "seeded subsample of an official test set."),
+    overrides: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Data setting (e.g. --set size=15 "
+                                        "--set min_path=20 --set givens=[24,28]); repeatable."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, metavar="N", help="Puzzles per batch."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, metavar="N",
+                                            show_default="the model's halt_max_steps", help="ACT steps per puzzle."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", metavar="FOLDER", help="Cache of built data sets."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object on stdout (progress "
+                                 "goes to stderr)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help=output.OUT_HELP),
 ) -> None:
-    """Exact accuracy of a model on a generated or official test set, with token accuracy and ACT steps."""
+    """Exact accuracy of a model on a generated or official test set, with token accuracy and ACT steps. Exit code
+    0 when every puzzle was solved, 1 when some were not (the task's checker, else the exact labels)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from hrm_mlx import atomic, runtime
-    from hrm_mlx.cli.render import console, key_value_table
+    from hrm_mlx import runtime
+    from hrm_mlx.cli.render import console, err_console, key_value_table
 
     runtime.configure()
     from hrm_mlx import train as training
@@ -47,8 +52,10 @@ def evaluate(
     if source is not None:
         settings["source"] = source
 
+    output.check_folder("--out", out)
+    screen = err_console if as_json else console
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=console)
+                        TimeRemainingColumn(), console=screen)
 
     class Bars(EvalCallback):
         def __init__(self):
@@ -81,10 +88,13 @@ def evaluate(
         "mean ACT steps (halting head)": f"{result['act_steps']:.2f}",
         "data": result["data"],
     }
-    console.print(key_value_table(f"eval {model}", rows))
-    if json_file:
-        atomic.write_json(json_file, result)
+    with output.Records(as_json, out) as records:
+        records.emit(result)
+    if not as_json:
+        console.print(key_value_table(f"eval {model}", rows))
+    passed = result["exact_accuracy"] if solved is None else solved
+    raise typer.Exit(output.OK if passed == 1 else output.FAILED)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="eval")(evaluate)
+    app.command(name="eval", epilog=output.EXIT_CODES)(evaluate)

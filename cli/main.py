@@ -1,5 +1,6 @@
 """The hrm-mlx command line. Commands live in their own modules; this one assembles them and maps errors the
-user can cause (HrmMlxError) to a one-line message and exit code 2.
+user can cause (HrmMlxError) to a one-line message and exit code 2 (hrm_mlx.cli.output: the exit codes and the
+--json/--out convention of every command).
 
 Only the module of the command being run is imported: its options' help lists the tasks, which imports numpy
 and every task module. ``hrm-mlx --help`` imports none of them: it lists each command with the first paragraph
@@ -11,10 +12,12 @@ import ast
 import contextlib
 import importlib
 import importlib.util
+import os
 import sys
 
 import typer
 
+from hrm_mlx.cli.output import BAD_INPUT, EXIT_CODES, INTERRUPTED
 from hrm_mlx.errors import HrmMlxError
 
 # command name -> (module in hrm_mlx.cli, function), in the order of the help listing
@@ -25,15 +28,26 @@ COMMANDS = {"solve": ("solve", "solve"), "doctor": ("doctor", "doctor"), "bench"
 app = typer.Typer(
     name="hrm-mlx",
     help="Recursive reasoning models (HRM, TRM, FLARE) on MLX: solve, train and benchmark puzzle solvers.",
+    epilog=f"{EXIT_CODES} --json prints JSON on stdout in every command; --out FILE writes it to FILE (train: "
+           "--out is the run folder, whose metrics.jsonl holds the records).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: each option with its value's word (MODEL, N, FILE), wrapped to the terminal
     pretty_exceptions_enable=False,
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from hrm_mlx import __version__
+
+        print(f"hrm-mlx {__version__}")
+        raise typer.Exit()
+
 
 @app.callback()
-def _group() -> None:
+def _group(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                        help="Show the version and exit.")) -> None:
     # A callback keeps the app a group of commands when only the one being run is registered (Typer would
     # otherwise run a lone command as the program itself).
     pass
@@ -80,14 +94,43 @@ def _library_notes_on_stderr():
         library.setLevel(previous_level)
 
 
+def _check_environment() -> None:
+    """MLX keeps its compiled kernels under $TMPDIR: a TMPDIR that is no writable folder fails deep inside MLX."""
+    folder = os.environ.get("TMPDIR")
+    if folder and not os.path.isdir(folder):
+        raise HrmMlxError(f"TMPDIR={folder} is not a folder (MLX keeps its compiled kernels there): create it or "
+                          "unset TMPDIR")
+    if folder and not os.access(folder, os.W_OK | os.X_OK):
+        raise HrmMlxError(f"TMPDIR={folder} is not writable (MLX keeps its compiled kernels there): choose another "
+                          "folder or unset TMPDIR")
+
+
+def _tidy_help(command) -> None:
+    """Help names an argument by its metavar only (recent Typer also prints its Python type, <list[Path]>)."""
+    for param in command.params:
+        if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
+            param.display_type_rich = lambda ctx: None
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
+
+
+def _command():
+    """The app as the click command it runs as, its help tidied."""
+    command = typer.main.get_command(app)
+    _tidy_help(command)
+    return command
+
+
 def main() -> None:
     _register(sys.argv[1:])
     with _library_notes_on_stderr():
         try:
-            app()
+            if {"--help", "--version"}.isdisjoint(sys.argv[1:]) and len(sys.argv) > 1:
+                _check_environment()
+            _command()(prog_name="hrm-mlx")
         except HrmMlxError as error:
             sys.stderr.write(f"hrm-mlx: error: {error}\n")
-            sys.exit(2)
-        except KeyboardInterrupt:
+            sys.exit(BAD_INPUT)
+        except KeyboardInterrupt:  # outside a command (a command's own interruption exits 130 through Typer)
             sys.stderr.write("hrm-mlx: interrupted\n")
-            sys.exit(130)
+            sys.exit(INTERRUPTED)

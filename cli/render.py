@@ -3,8 +3,9 @@
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# No automatic highlighting: numbers inside paths and sources are not coloured; styles come from the code only.
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 
 def key_value_table(title: str, rows: dict) -> Table:

@@ -4,25 +4,31 @@ from pathlib import Path
 
 import typer
 
+from hrm_mlx.cli import output
 from hrm_mlx.cli.render import console
 
 
 def upload(
-    folder: Path = typer.Argument(..., help="Model folder to publish (config.json, safetensors, README.md card; as "
-                                            "written by train, convert or the shipped weights/)."),
-    repo: str = typer.Argument(..., help="Hugging Face model repo id, owner/name; created when it does not exist."),
+    folder: Path = typer.Argument(..., metavar="FOLDER", help="Model folder to publish (config.json, safetensors, "
+                                  "README.md card; as written by train, convert or the shipped weights/)."),
+    repo: str = typer.Argument(..., metavar="REPO", help="Hugging Face model repo id, owner/name; created when it "
+                               "does not exist."),
     private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps its "
                                                           "visibility)."),
-    message: str = typer.Option(None, "--message", help="Commit message (default: 'Upload <FAMILY> model with "
-                                                        "hrm-mlx')."),
+    message: str = typer.Option(None, "--message", metavar="TEXT", show_default="Upload <FAMILY> model with hrm-mlx",
+                                help="Commit message."),
+    as_json: bool = typer.Option(False, "--json", help="Print the folder, repo and URL as one JSON object on stdout."),
 ) -> None:
     """Upload a model folder to the Hugging Face Hub in one commit; its card's usage block names the repo.
     Needs a token with write access (`hf auth login` or HF_TOKEN)."""
     from hrm_mlx import publish
 
     url = publish.upload(folder, repo, private=private, message=message)
-    console.print(f"uploaded {folder} to {repo}: {url}", highlight=False)
+    if as_json:
+        output.Records(True, None).emit({"folder": str(folder), "repo": repo, "url": str(url)})
+    else:
+        console.print(f"uploaded {folder} to {repo}: {url}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(upload)
+    app.command(epilog=output.EXIT_CODES)(upload)

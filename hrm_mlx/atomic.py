@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 
 def _umask() -> int:
@@ -36,34 +36,61 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _replacing(path: Path, keep_on_error: bool, mode: int = 0o666) -> Iterator[tuple[int, Path]]:
+    """A temporary sibling of ``path`` (descriptor and path) that becomes ``path`` when the block ends: flushed to
+    disk, with ``mode`` less the umask; when it ends by an exception, only with ``keep_on_error``."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    tmp = Path(name)
+
+    def finish() -> None:
+        os.chmod(tmp, mode & ~_umask())
+        _fsync(tmp)
+        os.replace(tmp, path)
+
+    try:
+        try:
+            yield fd, tmp
+        except BaseException:
+            if keep_on_error:
+                finish()
+            raise
+        finish()
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync(path.parent)
+
+
 def write_file(path: str | os.PathLike, content: str | bytes | Callable[[Path], object], *,
                executable: bool = False) -> Path:
     """Write ``content`` (text, bytes, or a function that writes the file at the path it is given, e.g. a
     figure's savefig) to ``path`` atomically; ``executable`` files (scripts) may be run by whom may read them.
     Returns the path."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    tmp = Path(name)
-    try:
+    with _replacing(path, keep_on_error=False, mode=0o777 if executable else 0o666) as (fd, tmp):
         if callable(content):
             os.close(fd)
             content(tmp)
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(tmp, (0o777 if executable else 0o666) & ~_umask())
-        _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync(path.parent)
     return path
 
 
 def write_json(path: str | os.PathLike, value, *, indent: int | None = 2) -> Path:
     """``value`` as JSON (newline-terminated) at ``path``, atomically."""
     return write_file(path, json.dumps(value, indent=indent) + "\n")
+
+
+@contextmanager
+def lines(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file written as results come: ``with lines(path) as handle:`` write (and flush) lines to a temporary
+    sibling, which becomes ``path`` when the block ends, also by an exception (Ctrl-C keeps what was written).
+    Until then ``path`` keeps its old content."""
+    with _replacing(Path(path), keep_on_error=True) as (fd, _):
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
 
 
 @contextmanager

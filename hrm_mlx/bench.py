@@ -103,6 +103,7 @@ class BenchModel:
     train: dict = field(default_factory=dict)
     parameters: Any = None
     notes: list[str] = field(default_factory=list)
+    train_note: str = ""  # where the training step's settings come from
 
 
 def resolve_model(name: str) -> BenchModel:
@@ -140,9 +141,9 @@ def _from_folder(path_or_repo: str) -> BenchModel:
     recipe = config.get("recipe")
     if recipe in recipes.names():
         model.train = recipes.load(recipe).get("train", {})
-        model.notes.append(f"training step: settings of recipe {recipe}, random weights")
+        model.train_note = f"training step: settings of recipe {recipe}, random weights"
     else:
-        model.notes.append("training step: hrm-mlx's default training settings, random weights")
+        model.train_note = "training step: hrm-mlx's default training settings, random weights"
     return model
 
 

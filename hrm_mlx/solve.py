@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import sys
+import time
 from dataclasses import dataclass, field
 from importlib import resources
-import time
+from io import TextIOWrapper
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,6 +37,7 @@ from hrm_mlx import tasks
 from hrm_mlx.errors import HrmMlxError
 from hrm_mlx.models import act
 from hrm_mlx.tasks.base import Answer
+from hrm_mlx.tasks.formats import is_csv_header, lines_from
 from hrm_mlx.trace import Recorder, TraceStep, token_confidence
 
 log = logging.getLogger(__name__)  # notes on puzzles; the command line shows them on stderr
@@ -160,12 +164,35 @@ class Solver:
         self._steps: dict[int, Callable] = {}  # compiled eval steps by budget, for this model only
 
     def validate(self, puzzle) -> str | None:
-        """Raise HrmMlxError when the model cannot solve ``puzzle`` or when no answer can pass the checker (the
-        task's exact solver: a Sudoku without a solution); else the note the user should read with the answer (a
-        Sudoku with several solutions)."""
-        self.task.validate(puzzle, **self.limits)
+        """Raise HrmMlxError when the model cannot solve ``puzzle`` (for a grid beyond its canvas, saying which
+        models take it) or when no answer can pass the checker (the task's exact solver: a Sudoku without a
+        solution); else the note the user should read with the answer (a Sudoku with several solutions)."""
+        try:
+            self.task.validate(puzzle, **self.limits)
+        except HrmMlxError as error:
+            canvas = self.limits.get("canvas")
+            if self.task.any_size and canvas and self.task.side(puzzle) > canvas:
+                raise HrmMlxError(f"{error} ({self._larger_grids()})") from None
+            raise
         self.task.check_solvable(puzzle, self.context)
         return self.task.exact_check(puzzle)
+
+    def _larger_grids(self) -> str:
+        """Which models solve grids larger than this one's canvas."""
+        if self.model.runs_at_any_size:
+            return f"no model here solves grids above {ANY_SIZE_LIMIT}x{ANY_SIZE_LIMIT}: they take too much memory"
+        side = self.limits["canvas"]
+        hint = (f"this model's canvas is {side}x{side}; a model whose token mixer is the grid convolution runs at any "
+                f"size up to {ANY_SIZE_LIMIT}x{ANY_SIZE_LIMIT}")
+        try:
+            from hrm_mlx import io
+
+            shipped = shipped_model(self.task.name)
+            if io.load(shipped)[0].runs_at_any_size:
+                hint += f", as the shipped {self.task.name} model does ({shipped}, the default without --model)"
+        except HrmMlxError:
+            pass
+        return hint
 
     def rows(self, puzzles: list) -> int:
         """How many model rows the puzzles take (progress totals)."""
@@ -304,14 +331,17 @@ def solve(model, config: dict, puzzles: list, *, identifiers: list[str] | None =
 
 # -- the pipeline of hrm-mlx solve --------------------------------------------------------------------------------
 
-PUZZLE_SUFFIXES = {".json", ".jsonl", ".txt", ".csv", ".sudoku", ".maze", ""}
+STDIN = "-"  # the path that reads standard input
+PART = 1 << 20  # characters read at a time from a large input
+STREAM_ABOVE = 4 * PART  # a larger input is solved part by part as it is read (see _file_items)
+CHUNK_BATCHES = 8  # a task's puzzles are solved once this many batches of them wait: answers come as input is read
 
 
 @dataclass
 class Result:
-    """One puzzle of a run (or a file that gave none): its solution, or the one-line reason it has none."""
+    """One puzzle of a run (or an input that gave none): its solution, or the one-line reason it has none."""
 
-    source: str  # the file, with #N when it holds several puzzles
+    source: str  # the file, with #N (and the puzzle's own name) when it holds several puzzles
     task: str | None
     solution: Solution | None = None
     error: str | None = None
@@ -346,15 +376,21 @@ class TaskSummary:
     submission: dict | None = None  # the task's submission file, for tasks that have one (ARC: Kaggle's)
     scores: list[tuple[str, float, str | None]] = field(default_factory=list)  # against the answers file
 
+    def to_json(self) -> dict:
+        return {"task": self.task, "model": self.model, "puzzles": self.count, "solved": self.solved,
+                "mean_steps": round(self.mean_steps, 3), "seconds": round(self.seconds, 3),
+                "scores": {name: value for name, value, _ in self.scores}}
+
 
 class SolveCallback:
     """What ``solve_files`` reports as it works; every method does nothing by default."""
 
     def on_result(self, result: Result) -> None:
-        """A puzzle is solved, or a puzzle (or a file) failed."""
+        """A puzzle is solved, or a puzzle (or an input) failed."""
 
-    def on_task_start(self, task: tasks.Task, puzzles: list, rows: int) -> None:
-        """A task's valid ``puzzles`` (their Results will follow) take ``rows`` model rows."""
+    def on_task_start(self, task: tasks.Task, puzzles: list, rows: int, more: bool) -> None:
+        """A task's valid ``puzzles`` (their Results will follow) take ``rows`` model rows. ``more``: further
+        puzzles of the run may follow (a large input, solved as it is read); False for the last of them."""
 
     def on_batch(self, rows: int) -> None:
         """``rows`` more model rows are done."""
@@ -366,14 +402,26 @@ class SolveCallback:
         """A task's puzzles are all done."""
 
 
-def puzzle_files(paths: list[Path]) -> list[Path]:
-    """The files of ``paths``; a folder gives the puzzle files below it."""
-    files = []
-    for path in map(Path, paths):
+def puzzle_suffixes() -> set[str]:
+    """File extensions of puzzle files (any task's), and none."""
+    return {"", *(suffix for task in tasks.all_tasks() for suffix in task.extensions)}
+
+
+def puzzle_files(paths: list[Path | str]) -> list[tuple[Path | str, bool]]:
+    """(file, found in a folder) for ``paths``: files as given ('-' = standard input), and for a folder every file
+    below it that is not hidden (hidden folders are skipped too), in order. A folder's file with no puzzle
+    extension is taken only when its content reads as puzzles (``_file_items``), as it would be named directly."""
+    files: list[tuple[Path | str, bool]] = []
+    for path in paths:
+        if str(path) == STDIN:
+            files.append((STDIN, False))
+            continue
+        path = Path(path)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PUZZLE_SUFFIXES)
+            files += sorted(((p, True) for p in path.rglob("*") if p.is_file()
+                             and not any(part.startswith(".") for part in p.relative_to(path).parts)), key=str)
         else:
-            files.append(path)
+            files.append((path, False))
     return files
 
 
@@ -397,69 +445,302 @@ def read_puzzles(path: Path, task: str | None = None) -> tuple[tasks.Task, list]
         raise HrmMlxError(f"{path}: {error}") from None
 
 
-def solve_files(paths: list[Path], *, model: str | None = None, task: str | None = None,
-                answers: Path | None = None, submission: Path | None = None, max_steps: int | None = None,
-                stop: str = "stable", batch_size: int = 64, num_aug: int | None = None, trace: bool = False,
-                follow_first: bool = False, callback: SolveCallback | None = None) -> list[TaskSummary]:
-    """Solve every puzzle of the files and folders ``paths`` (see the module docstring). ``model`` (a folder,
-    checkpoint or Hub repo) serves every task; by default each task's shipped model. ``answers`` is a separate
-    answers file (ARC's solutions: scores the submission); ``submission`` is where the submission file of tasks
-    that have one is written. ``trace`` keeps every puzzle's steps; ``follow_first`` traces the first task's
-    puzzles and reports the first one's steps as they run. Results go to ``callback`` as they come; a puzzle
-    that fails does not stop the others. Returns the summary of each task."""
-    from hrm_mlx import io
+@dataclass
+class _Item:
+    """A puzzle read from an input, or why an input (or a part of it) gave none."""
 
-    report = callback or SolveCallback()
-    by_task: dict[str, tuple[tasks.Task, list[tuple[str, object]]]] = {}
-    for path in puzzle_files(paths):
+    source: str
+    task: tasks.Task | None
+    puzzle: object = None
+    error: str | None = None
+
+
+class _Input:
+    """One input, read PART characters at a time: standard input or a file."""
+
+    def __init__(self, path: Path | str):
+        self.name = "stdin" if path == STDIN else str(path)
+        self.stem = None if path == STDIN else Path(path).stem
+        self.suffix = "" if path == STDIN else Path(path).suffix.lower()
         try:
-            found, items = read_puzzles(path, task)
+            if path == STDIN:
+                self.handle = TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
+            else:
+                self.handle = open(path, encoding="utf-8", newline="")
+        except FileNotFoundError:
+            raise HrmMlxError(f"{self.name}: no such file") from None
+        except OSError as error:
+            raise HrmMlxError(f"{self.name}: cannot read ({error.__class__.__name__})") from None
+
+    def read(self, size: int = -1) -> str:
+        try:
+            return self.handle.read(size)
+        except (OSError, UnicodeDecodeError) as error:
+            raise HrmMlxError(f"{self.name}: cannot read ({error.__class__.__name__})") from None
+
+    def close(self) -> None:
+        if self.handle is not sys.stdin:
+            self.handle.close()
+
+
+def _cut(text: str, unit: str) -> tuple[str, str]:
+    """(the complete records of ``text``, the rest): records end at a line break ("line") or an empty line
+    ("block")."""
+    end = text.rfind("\n") + 1 if unit == "line" else max(text.rfind("\n\n"), text.rfind("\n\r\n")) + 1
+    return text[:end], text[end:]
+
+
+def _unit(text: str, count: int) -> str | None:
+    """How the ``count`` puzzles of ``text`` are laid out: one a line ("line"; a CSV header aside), one a block of
+    lines between empty lines ("block"), or otherwise (None: the input is read whole)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and is_csv_header(lines[0]):
+        lines = lines[1:]
+    if len(lines) == count:
+        return "line"
+    blocks = [block for block in re.split(r"\r?\n[ \t]*\r?\n", text) if block.strip()]
+    return "block" if len(blocks) == count else None
+
+
+def _parsed(found: tasks.Task, text: str, stem: str | None, first_line: int) -> list:
+    with lines_from(first_line):
+        return found.parse_file(text, stem)
+
+
+def _file_items(path: Path | str, task: str | None, in_folder: bool) -> Iterator[_Item]:
+    """The puzzles of one input, as they are read. An input up to STREAM_ABOVE characters is read whole; a larger
+    one whose puzzles are one a line (CSV rows, JSONL, flat grids) or blocks between empty lines is parsed part by
+    part (a CSV header goes with every part), so solving starts before it has all been read; any other large
+    input is read whole. A file found in a folder without a puzzle extension is skipped unless it reads as
+    puzzles."""
+    quiet = in_folder and Path(path).suffix.lower() not in puzzle_suffixes()
+    named = tasks.get(task) if task else None
+    try:
+        source = _Input(path)
+    except HrmMlxError as error:
+        if not quiet:
+            yield _Item(str(path), named, error=str(error))
+        return
+    try:
+        yield from _input_items(source, named, quiet)
+    finally:
+        source.close()
+
+
+def _input_items(source: _Input, named: tasks.Task | None, quiet: bool) -> Iterator[_Item]:
+    count = 0
+
+    def items(found: tasks.Task, puzzles: list, several: bool) -> Iterator[_Item]:
+        nonlocal count
+        for puzzle in puzzles:
+            count += 1
+            label = source.name
+            if several:
+                name = found.name_of(puzzle)
+                label += f"#{count}" + (f" ({name})" if name and name != source.stem else "")
+            yield _Item(label, found, puzzle)
+
+    def read(text: str) -> tuple[tasks.Task | None, list | None, str | None]:
+        """(task, puzzles, None) of ``text``, or (task or None when not detected, None, the reason)."""
+        found = named
+        try:
+            found = found or tasks.detect(text, source.name)
+            return found, _parsed(found, text, source.stem, 1), None
         except HrmMlxError as error:
-            report.on_result(Result(str(path), task, error=str(error)))
-            continue
-        group = by_task.setdefault(found.name, (found, []))[1]
-        group += [(f"{path}#{n}" if len(items) > 1 else str(path), puzzle) for n, puzzle in enumerate(items, 1)]
-    answers_text = read_text(answers) if answers else None
-    summaries = []
-    for name, (found, labelled) in by_task.items():
-        source = model or str(shipped_model(name))
-        loaded, config = io.load(source)
-        solver = Solver(loaded, config, io.load_identifiers(source), max_steps=max_steps, stop=stop,
-                        batch_size=batch_size, num_aug=num_aug)
-        if solver.task is not found:
-            raise HrmMlxError(f"the model solves {solver.task.name}, not {name} puzzles")
-        if answers_text is not None and found.answers_file:
-            puzzles = found.attach_answers([puzzle for _, puzzle in labelled], answers_text)
+            return found, None, str(error) if found is None else f"{source.name}: {error}"
+
+    try:
+        text = source.read(STREAM_ABOVE)
+    except HrmMlxError as error:
+        if not quiet:
+            yield _Item(source.name, named, error=str(error))
+        return
+    unit = None
+    if len(text) == STREAM_ABOVE:  # a large input: parse its first complete lines to see how its puzzles lie
+        head, rest = _cut(text, "line")
+        found, puzzles, reason = read(head)
+        unit = _unit(head, len(puzzles)) if puzzles else None
+        if unit == "block":
+            head, rest = _cut(text, "block")
+            found, puzzles, reason = read(head)
+    if unit is None:  # the whole input at once
+        try:
+            text += source.read()
+        except HrmMlxError as error:
+            if not quiet:
+                yield _Item(source.name, named, error=str(error))
+            return
+        head, rest = text, ""
+        found, puzzles, reason = read(text)
+    if puzzles is None:
+        if not (quiet and found is None):
+            yield _Item(source.name, found, error=reason)
+        return
+    yield from items(found, puzzles, unit is not None or len(puzzles) > 1)
+    if unit is None:
+        return
+    first = head.lstrip().split("\n", 1)[0]
+    header = first + "\n" if is_csv_header(first) else ""
+
+    def parse(text: str, line: int, each: bool) -> Iterator[_Item]:
+        """The puzzles of ``text`` (from line ``line``); when it holds a bad one, each record on its own (``each``),
+        so that only the bad ones fail."""
+        try:
+            puzzles = _parsed(found, header + text, source.stem, line - bool(header))
+        except HrmMlxError as error:
+            if not each:
+                yield _Item(source.name, found, error=f"{source.name}: {error}")
+                return
+            for start, record in _records(text, unit, line):
+                yield from parse(record, start, False)
+        else:
+            yield from items(found, puzzles, True)
+
+    line = 1 + head.count("\n")
+    while True:
+        try:
+            chunk = source.read(PART)
+        except HrmMlxError as error:
+            yield _Item(source.name, found, error=str(error))
+            return
+        part, rest = _cut(rest + chunk, unit) if chunk else (rest, "")
+        if part.strip():
+            yield from parse(part, line, True)
+        line += part.count("\n")
+        if not chunk:
+            return
+
+
+def _records(text: str, unit: str, line: int) -> Iterator[tuple[int, str]]:
+    """(first line, text) of each record of ``text`` (which starts at line ``line``): its non-blank lines
+    ("line"), or its blocks of lines between empty lines ("block")."""
+    block, start = [], line
+    for number, row in enumerate(text.split("\n"), line):
+        if row.strip() and unit == "line":
+            yield number, row + "\n"
+        elif unit == "block" and row.rstrip("\r"):
+            block.append(row)
+            start = number if len(block) == 1 else start
+        elif block:
+            yield start, "\n".join(block) + "\n"
+            block = []
+    if block:
+        yield start, "\n".join(block) + "\n"
+
+
+def _items(paths: list, task: str | None, limit: int | None) -> Iterator[_Item]:
+    """Every puzzle (and every input error) of ``paths``, in order, at most ``limit`` puzzles."""
+    taken = 0
+    for path, in_folder in puzzle_files(paths):
+        for item in _file_items(path, task, in_folder):
+            if item.error is None:
+                if limit is not None and taken >= limit:
+                    return
+                taken += 1
+            yield item
+
+
+class _TaskRun:
+    """One task's puzzles in a run of solve_files: its Solver, the puzzles waiting to be solved, the totals."""
+
+    def __init__(self, found: tasks.Task, model: str | None, answers_text: str | None, report: SolveCallback,
+                 **options):
+        from hrm_mlx import io
+
+        self.task, self.answers_text, self.report = found, answers_text, report
+        self.source = model or str(shipped_model(found.name))
+        loaded, config = io.load(self.source)
+        self.solver = Solver(loaded, config, io.load_identifiers(self.source), **options)
+        if self.solver.task is not found:
+            raise HrmMlxError(f"the model solves {self.solver.task.name}, not {found.name} puzzles")
+        self.waiting: list[tuple[str, object]] = []
+        self.count = self.solved = self.steps = 0
+        self.seconds = 0.0
+        self.kept: list[Solution] | None = [] if found.submission_file else None  # for the submission file
+
+    def add(self, label: str, puzzle) -> None:
+        self.waiting.append((label, puzzle))
+
+    def flush(self, more: bool, trace: bool, follow: bool) -> None:
+        """Solve the waiting puzzles (``follow``: report the first one's steps as they run)."""
+        labelled, self.waiting = self.waiting, []
+        found, report = self.task, self.report
+        if self.answers_text is not None and found.answers_file and labelled:
+            puzzles = found.attach_answers([puzzle for _, puzzle in labelled], self.answers_text)
             labelled = [(label, puzzle) for (label, _), puzzle in zip(labelled, puzzles)]
         good = []
         for label, puzzle in labelled:
             try:
-                note = solver.validate(puzzle)
+                note = self.solver.validate(puzzle)
                 if note:
                     log.warning("%s: %s", label, note)
                 good.append((label, puzzle))
             except HrmMlxError as error:
-                report.on_result(Result(label, name, error=f"{label}: {error}"))
+                report.on_result(Result(label, found.name, error=f"{label}: {error}"))
         if not good:
-            continue
+            return
         puzzles = [puzzle for _, puzzle in good]
-        first = follow_first and not summaries
-        report.on_task_start(found, puzzles, solver.rows(puzzles))
+        report.on_task_start(found, puzzles, self.solver.rows(puzzles), more)
         start = time.perf_counter()
-        solutions: list = [None] * len(puzzles)
-        on_step = (lambda index, step: index == 0 and report.on_step(found, puzzles[0], step)) if first else None
-        for index, solution in solver.iter_solve(puzzles, trace=trace or first, on_step=on_step,
-                                                 on_batch=report.on_batch):
-            solutions[index] = solution
-            report.on_result(Result(good[index][0], name, solution))
-        seconds = time.perf_counter() - start
-        summary = TaskSummary(name, source, len(solutions), sum(s.solved for s in solutions),
-                              sum(s.steps for s in solutions) / len(solutions), seconds,
-                              found.submission(solutions))
+        on_step = (lambda index, step: index == 0 and report.on_step(found, puzzles[0], step)) if follow else None
+        for index, solution in self.solver.iter_solve(puzzles, trace=trace or follow, on_step=on_step,
+                                                      on_batch=report.on_batch):
+            self.count += 1
+            self.solved += solution.solved
+            self.steps += solution.steps
+            if self.kept is not None:
+                self.kept.append(solution)
+            report.on_result(Result(good[index][0], found.name, solution))
+        self.seconds += time.perf_counter() - start
+
+    def summary(self, submission: Path | None) -> TaskSummary:
+        summary = TaskSummary(self.task.name, self.source, self.count, self.solved, self.steps / self.count,
+                              self.seconds, self.task.submission(self.kept) if self.kept is not None else None)
         if summary.submission is not None and submission is not None:
-            found.write_submission(submission, summary.submission)
-        if summary.submission is not None and answers_text is not None:
-            summary.scores = found.scores(summary.submission, answers_text)
-        report.on_task_done(summary)
-        summaries.append(summary)
+            self.task.write_submission(submission, summary.submission)
+        if summary.submission is not None and self.answers_text is not None:
+            summary.scores = self.task.scores(summary.submission, self.answers_text)
+        return summary
+
+
+def solve_files(paths: list[Path | str], *, model: str | None = None, task: str | None = None,
+                answers: Path | None = None, submission: Path | None = None, max_steps: int | None = None,
+                stop: str = "stable", batch_size: int = 64, num_aug: int | None = None, trace: bool = False,
+                follow_first: bool = False, limit: int | None = None,
+                callback: SolveCallback | None = None) -> list[TaskSummary]:
+    """Solve every puzzle of the files and folders ``paths`` ('-' reads standard input; see the module docstring
+    and ``_file_items``), at most ``limit`` of them. ``model`` (a folder, checkpoint or Hub repo) serves every
+    task; by default each task's shipped model. ``answers`` is a separate answers file (ARC's solutions: scores
+    the submission); ``submission`` is where the submission file of tasks that have one is written. ``trace``
+    keeps every puzzle's steps; ``follow_first`` traces the first puzzles solved and reports the first one's steps
+    as they run. Results go to ``callback`` as they come, a task's puzzles solved as soon as CHUNK_BATCHES batches
+    of them wait; a puzzle that fails does not stop the others. Returns the summary of each task."""
+    report = callback or SolveCallback()
+    answers_text = read_text(Path(answers)) if answers else None
+    options = dict(max_steps=max_steps, stop=stop, batch_size=batch_size, num_aug=num_aug)
+    runs: dict[str, _TaskRun] = {}
+    following = follow_first
+
+    def flush(run: _TaskRun, more: bool) -> None:
+        nonlocal following
+        if run.waiting:
+            run.flush(more, trace, following)
+            following = False
+
+    for item in _items(paths, task, limit):
+        if item.error is not None:
+            report.on_result(Result(item.source, item.task and item.task.name, error=item.error))
+            continue
+        run = runs.get(item.task.name)
+        if run is None:
+            run = runs[item.task.name] = _TaskRun(item.task, model, answers_text, report, **options)
+        run.add(item.source, item.puzzle)
+        if len(run.waiting) >= CHUNK_BATCHES * batch_size:
+            flush(run, more=True)
+    summaries = []
+    for run in runs.values():
+        flush(run, more=False)
+        if run.count:
+            summaries.append(run.summary(submission))
+            report.on_task_done(summaries[-1])
     return summaries

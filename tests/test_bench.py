@@ -25,7 +25,7 @@ TINY_CONFIG = {**TINY_MODEL, "seq_len": 25, "vocab_size": 6, "num_puzzle_identif
 
 def run_bench(tmp_path, *args) -> dict:
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "--batch", "2", "--trials", "1", "--json", str(out), "--no-recipes",
+    result = runner.invoke(app, ["bench", "--batch", "2", "--trials", "1", "--out", str(out), "--no-recipes",
                                  "--no-first-answer", *args])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".bench.json")) == []  # no temp file left
@@ -36,7 +36,7 @@ def run_bench(tmp_path, *args) -> dict:
 def test_bench_times_the_default_recipes_and_the_first_answer(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
-                                 "--no-precision", "--no-train", "--json", str(out)])
+                                 "--no-precision", "--no-train", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert set(report["recipes"]) == {"sudoku-cpu", "maze-cpu"}
@@ -98,7 +98,7 @@ def test_bench_of_a_model_folder_uses_its_weights_and_config(tmp_path):
     built = dict(tree_flatten(bench.build_model(target.config, "bfloat16", target.parameters).parameters()))
     saved = dict(tree_flatten(model.parameters()))
     assert all(mx.array_equal(built[k], saved[k]).item() for k in saved)
-    assert target.config["L_layers"] == 2 and any("default training settings" in n for n in target.notes)
+    assert target.config["L_layers"] == 2 and "default training settings" in target.train_note
 
     report = run_bench(tmp_path, "--model", str(folder), "--no-precision")
     assert report["model"]["source"].startswith("model folder")
@@ -129,7 +129,7 @@ def test_flare_scaling_table_and_plot(tmp_path):
     result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
                                  "--no-precision", "--no-train", "--no-recipes", "--no-first-answer", "--flare",
                                  "--flare-max-tokens", "2048",
-                                 "--plot", str(plot), "--json", str(tmp_path / "b.json")])
+                                 "--plot", str(plot), "--out", str(tmp_path / "b.json")])
     assert result.exit_code == 0, result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads((tmp_path / "b.json").read_text())["flare"]["rows"]

@@ -54,8 +54,8 @@ def test_library_notes_reach_stderr_only_while_a_command_runs(monkeypatch):
     before = (list(library.handlers), library.level)
     monkeypatch.setattr(cli_main, "_register", lambda *argv: None)  # the commands are registered above
     seen = []
-    monkeypatch.setattr(cli_main, "app", lambda: (seen.append(library.getEffectiveLevel()),
-                                                 logging.getLogger("hrm_mlx.solve").info("a note")))
+    monkeypatch.setattr(cli_main, "_command", lambda: lambda prog_name: (
+        seen.append(library.getEffectiveLevel()), logging.getLogger("hrm_mlx.solve").info("a note")))
     for _ in range(2):
         monkeypatch.setattr(sys, "stderr", io.StringIO())
         cli_main.main()

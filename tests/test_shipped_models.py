@@ -30,6 +30,7 @@ def solve_jsonl(tmp_path, lines: list[dict]) -> list[dict]:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = solve(str(path), "--json")
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert "summary" in records.pop()  # the last record sums the run up
     assert len(records) == len(lines), result.stderr
     return records
 

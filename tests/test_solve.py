@@ -51,11 +51,17 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def answers(text: str) -> list[dict]:
+    """The puzzle records of --json output (the last record is the run's summary; errors have no verdict)."""
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [record for record in records if "solved" in record and "summary" not in record]
+
+
 def test_solves_a_maze_file_and_reports_steps_and_halting(tmp_path, maze_model):
     (tmp_path / "m.txt").write_text(MAZE)
     result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json")
-    assert result.exit_code == 0, result.output
-    record = json.loads(result.output.strip().splitlines()[-1])
+    assert result.exit_code == 1, result.output  # it ran; the random model's answer fails its check
+    [record] = answers(result.output)
     budget = solver.THINK_LONGER * 3  # a random model never halts: it thinks for the whole default budget
     assert record["task"] == "maze" and record["steps"] == budget and len(record["halt_confidence"]) == budget
     assert record["solved"] is False and record["reason"]
@@ -64,9 +70,9 @@ def test_solves_a_maze_file_and_reports_steps_and_halting(tmp_path, maze_model):
 def test_max_steps_and_stop_rules(tmp_path, maze_model):
     (tmp_path / "m.txt").write_text(MAZE)
     result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--stop", "never")
-    assert json.loads(result.output.splitlines()[-1])["steps"] == 5
+    assert answers(result.output)[0]["steps"] == 5
     result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--json", "--max-steps", "5", "--stop", "halt")
-    assert 1 <= json.loads(result.output.splitlines()[-1])["steps"] <= 5
+    assert 1 <= answers(result.output)[0]["steps"] <= 5
     result = run("solve", tmp_path / "m.txt", "--model", maze_model, "--stop", "sometimes")
     assert result.exit_code == 2 and "'sometimes' is not one of" in result.output and "'never'" in result.output
     assert {rule.value for rule in cli_solve.StopRule} == set(solver.STOP_RULES)
@@ -105,13 +111,13 @@ def test_a_conv_model_runs_on_grids_larger_than_its_canvas(tmp_path):
     big = maze.generate(1, np.random.default_rng(0), size=15, canvas=15)[0][0]
     (tmp_path / "big.txt").write_text(maze.to_text(big))
     result = run("solve", tmp_path / "big.txt", "--model", tmp_path / "conv9", "--json", "--stop", "never")
-    assert result.exit_code == 0, result.output
-    record = json.loads(result.output.splitlines()[-1])
+    assert result.exit_code == 1, result.output
+    [record] = answers(result.output)
     assert len(record["answer"].splitlines()) == 15
     assert record["steps"] == solver.step_budget(conv, 9, 15) == solver.THINK_LONGER * 3 * 3  # (15/9)^2 -> 3x
     result = run("solve", tmp_path / "big.txt", "--model", tmp_path / "conv9", "--json", "--max-steps", "2",
                  "--stop", "never")
-    assert json.loads(result.output.splitlines()[-1])["steps"] == 2
+    assert answers(result.output)[0]["steps"] == 2
     result = run("solve", tmp_path / "big.txt", "--model", maze_model_folder(tmp_path), "--json")
     assert result.exit_code == 2 and "9x9" in result.output
 
@@ -132,9 +138,9 @@ def test_many_puzzles_in_a_folder_with_summary_and_out_file(tmp_path, sudoku_mod
     (tmp_path / "p" / "b.json").write_text(json.dumps([{"task": "sudoku", "grid": p.grid.tolist()} for p, _ in pairs[4:]]))
     out = tmp_path / "results.json"
     result = run("solve", tmp_path / "p", "--model", sudoku_model, "--batch-size", "4", "--out", out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "summary" in result.output and "0 / 6" in result.output
-    assert len(json.loads(out.read_text())) == 6
+    assert len(answers(out.read_text())) == 6
 
 
 def test_solve_uses_task_checker_on_a_correct_answer():
@@ -162,7 +168,7 @@ def test_bad_puzzles_are_reported_and_the_rest_solved(tmp_path, maze_model):
     (tmp_path / "broken.json").write_text('{"task": "maze", "grid": [')
     result = run("solve", tmp_path, "--model", maze_model, "--json")
     assert result.exit_code == 2
-    solved = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    solved = answers(result.stdout)
     assert len(solved) == 1 and solved[0]["source"].endswith("good.txt")
 
 
@@ -277,7 +283,7 @@ def test_arc_task_is_solved_by_voting_over_its_trained_versions(tmp_path, arc_mo
                  "--solutions", solutions, "--submission", submission)
     assert result.exit_code == 2  # zzz999 is unknown to the model: reported, the other task still solved
     assert "zzz999" in result.output and "not in the model's training data" in result.output
-    record = json.loads([line for line in result.output.splitlines() if line.startswith("{")][0])
+    [record] = answers(result.output)
     assert record["task"] == "arc" and 1 <= len(record["attempts"][0]) <= 2
     written = json.loads(submission.read_text())
     assert set(written) == {"abc123"} and set(written["abc123"][0]) == {"attempt_1", "attempt_2"}
@@ -300,7 +306,7 @@ def test_arc_tasks_are_solved_from_python_with_their_kaggle_files(tmp_path, arc_
         def on_result(self, result):
             self.results.append(result)
 
-        def on_task_start(self, task, puzzles, rows):
+        def on_task_start(self, task, puzzles, rows, more):
             self.started.append((task.name, [p.id for p in puzzles]))
 
         def on_task_done(self, summary):
@@ -387,7 +393,7 @@ def test_an_arc_task_file_is_the_task_its_name_says(tmp_path, arc_model):
     (tmp_path / "abc123.json").write_text(json.dumps(ARC_TASK))  # the usual layout: one task, named by its file
     result = run("solve", tmp_path / "abc123.json", "--model", arc_model, "--json", "--num-aug", "3")
     assert "not in the model's training data" not in result.output, result.output
-    [record] = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    [record] = answers(result.output)
     assert record["source"] == str(tmp_path / "abc123.json") and len(record["attempts"]) == 1, result.output
 
 

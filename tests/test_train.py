@@ -15,7 +15,8 @@ import pytest
 from mlx.utils import tree_flatten
 from typer.testing import CliRunner
 
-from hrm_mlx import data, io, model_card, optim, tasks
+from hrm_mlx import data, io, model_card, optim, recipes, tasks
+from hrm_mlx.models import build
 from hrm_mlx import train as training
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
@@ -224,6 +225,7 @@ def reference_run(tmp_path_factory):
     env = {"HRM_MLX_DATA": str(root / "data")}
     result = cli("train", "--recipe", str(recipe), "--out", str(root / "run"), env=env)
     assert result.returncode == 0, result.stderr
+    (root / "stdout.txt").write_text(result.stdout)
     return root, recipe, env
 
 
@@ -252,8 +254,8 @@ def test_a_run_writes_metrics_checkpoints_plot_and_a_loadable_model(reference_ru
     ema = mx.load(str(run / "checkpoints" / "step_00000012" / "train_state.safetensors"))
     np.testing.assert_array_equal(np.array(model.lm_head.weight), np.array(ema["ema.lm_head.weight"]))
     # It evaluates on its own held-out split and solves through the solve command.
-    result = cli("eval", "--model", str(run / "model"), "--json", str(root / "eval.json"), env=env)
-    assert result.returncode == 0, result.stderr
+    result = cli("eval", "--model", str(run / "model"), "--out", str(root / "eval.json"), env=env)
+    assert result.returncode in (0, 1), result.stderr  # 1: some puzzles not solved
     report = json.loads((root / "eval.json").read_text())
     assert report["count"] == 8 and 0 <= report["exact_accuracy"] <= 1 and report["act_steps"] <= 3
     assert report["solved"] >= report["exact_accuracy"]
@@ -307,9 +309,13 @@ def test_ctrl_c_saves_and_exits_cleanly_then_resumes(reference_run, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in out
+    assert "Traceback" not in err and f"hrm-mlx train --resume {run}\n" in out  # on one line, not wrapped
     stopped = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
     assert 3 <= stopped < 12
+    # the interrupted run has a usable model and its curves next to its checkpoint
+    model, config = io.load(run / "model")
+    assert config["task"]["name"] == "maze" and (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"Saved at step {stopped} of 12" in (run / "model" / "README.md").read_text()
     assert cli("train", "--resume", str(run), env=env).returncode == 0
     ours, reference = checkpoint_arrays(run, 12), checkpoint_arrays(root / "run", 12)
     for key in reference:
@@ -471,6 +477,28 @@ def test_init_from_starts_a_larger_grid_from_a_trained_model(reference_run, tmp_
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
+def test_run_files_have_the_permissions_of_model_folders_and_the_log_is_plain(reference_run):
+    root, _, _ = reference_run
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [root / "run", *(root / "run").rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~mask, (path, oct(mode))
+    # Without a terminal the progress is a plain line per log record, never cut at 80 columns.
+    log = (root / "stdout.txt").read_text()
+    assert any(line.startswith("step 12/12  loss ") and line.endswith("ex/s)") for line in log.splitlines()), log
+
+
+def test_train_json_prints_its_reports_on_stdout(reference_run, tmp_path):
+    _, recipe, env = reference_run
+    result = cli("train", "--recipe", str(recipe), "--out", str(tmp_path / "run"), "--steps", "3", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in events][:2] == ["start", "log"] and events[-1]["event"] == "done"
+    assert {"eval", "checkpoint"} <= {e["event"] for e in events} and events[-1]["step"] == 3
+    assert "run " in result.stderr  # the human lines go to stderr
+
+
 def test_eval_of_n_puzzles_builds_only_the_test_split(reference_run, tmp_path):
     root, _, _ = reference_run
     events = []
@@ -484,3 +512,16 @@ def test_eval_of_n_puzzles_builds_only_the_test_split(reference_run, tmp_path):
     [folder] = tmp_path.iterdir()
     assert folder.name.endswith("-test") and not (folder / "train").exists() and (folder / "test").is_dir()
     assert events and not any("training" in what for what in events)
+
+
+def test_the_quick_maze_recipe_takes_the_readme_examples(tmp_path):
+    from pathlib import Path
+
+    recipe = recipes.load("maze-cpu")
+    model = build(recipe["model"])
+    config = {**recipe["model"], "task": {"name": "maze", "supervise": "free", "canvas": 9}}
+    io.save(model, config, tmp_path / "model")
+    examples = Path(__file__).parent.parent / "examples"
+    for example in ("maze.txt", "maze-15.txt"):  # 11x11 and 15x15, beyond its 9x9 training canvas
+        result = cli("solve", str(examples / example), "--model", str(tmp_path / "model"), "--max-steps", "2")
+        assert result.returncode in (0, 1), result.stderr  # it solves them (a random model's answer may fail)

@@ -105,6 +105,7 @@ class Task:
     default_versions: int = 1  # versions of a puzzle solving runs by default, the puzzle among them (see below)
     fixed_steps: bool = False  # solving runs exactly the model's trained ACT steps (the official evaluation)
     proven_by_check: bool = False  # an answer the checker accepts is right: copies vote only when it fails
+    submission_file: bool = False  # a run's answers make one submission file (``submission``)
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

@@ -92,6 +92,7 @@ class ArcTask(CanvasTask):
     answers_file = True
     any_size = False  # grids sit at any offset of the official canvas; a model never sees a larger one
     fixed_steps = True  # the versions vote with their answers after the trained number of steps
+    submission_file = True  # Kaggle's submission.json
 
     parse = staticmethod(parse)
     looks_like = staticmethod(looks_like)
