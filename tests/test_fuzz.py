@@ -1,10 +1,10 @@
-"""Hostile and random inputs through every task's parser: whatever comes in, the answer is puzzles or a one-line
-error (HrmMlxError; exit code 2 from the command line), never a traceback.
+"""Hostile and random inputs through every task's parser and through `hrm-mlx solve`: whatever comes in, the answer
+is puzzles or a one-line error (HrmMlxError; exit code 2 from the command line), never a traceback.
 
 Hypothesis draws the inputs: random text over the symbols the formats use, valid files of every format mutated
 (characters changed, cut, repeated, inserted), random JSON shaped like the formats, and JSON nested deeper than
 Python recurses. The runs are bounded (a fixed number of examples, derandomized so CI sees the same inputs) and
-take under a minute."""
+take about a minute."""
 
 import json
 import string
@@ -13,10 +13,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from hrm_mlx import tasks
+from hrm_mlx import io, tasks
+from hrm_mlx import solve as pipeline
+from hrm_mlx.cli.main import _register, app
 from hrm_mlx.errors import HrmMlxError
-from hrm_mlx.tasks import maze, sudoku
+from hrm_mlx.models import build
+from hrm_mlx.tasks import arc, maze, sudoku
+from test_solve import tiny_config
+
+_register()
+runner = CliRunner()
 
 BOUNDED = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -98,3 +106,40 @@ def test_every_parser_takes_any_input(text, filename):
             if user_error_only(lambda: task.validate(puzzle, **options.get(task.name, {})) or True):
                 task.encode(puzzle, **options.get(task.name, {}))
                 task.to_text(puzzle)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny random models of every task (fast: the pipeline is what is tested)."""
+    root = tmp_path_factory.mktemp("fuzz-models")
+    folders = {}
+    for name, task_block, seq_len, vocab in (("sudoku", {"name": "sudoku"}, 81, sudoku.VOCAB_SIZE),
+                                             ("maze", {"name": "maze", "canvas": 9}, 81, maze.VOCAB_SIZE),
+                                             ("arc", {"name": "arc", "canvas": 30}, 900, arc.VOCAB_SIZE)):
+        config = dict(tiny_config(task_block, seq_len, vocab), halt_max_steps=1)
+        names = ["<blank>", "abc123", "007bbfb7"] if name == "arc" else None
+        if names:
+            config["num_puzzle_identifiers"] = len(names)
+        io.save(build(config), config, root / name, identifiers=names)
+        folders[name] = root / name
+    return folders
+
+
+@pytest.mark.slow
+@settings(BOUNDED, max_examples=80)
+@given(text=inputs, suffix=st.sampled_from([".txt", ".json", ".csv", ".jsonl", ""]),
+       model=st.sampled_from(["sudoku", "maze", "arc"]), named=st.booleans())
+def test_solve_never_shows_a_traceback(tmp_path, monkeypatch, models, text, suffix, model, named):
+    monkeypatch.setattr(pipeline, "PART", 64)  # inputs above 128 characters go the streaming way
+    monkeypatch.setattr(pipeline, "STREAM_ABOVE", 128)
+    path = tmp_path / f"007bbfb7{suffix}"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    args = ["solve", str(path), "--model", str(models[model]), "--json", "--max-steps", "1", "--num-aug", "1"]
+    result = runner.invoke(app, args + (["--task", model] if named else []))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert isinstance(result.exception, HrmMlxError), (text, result.exception)
+        assert "\n" not in str(result.exception)
+    else:
+        assert result.exit_code in (0, 1, 2), result.output
+        if result.exit_code != 2:
+            assert json.loads(result.stdout.splitlines()[-1])["summary"]["errors"] == 0
