@@ -58,6 +58,8 @@ class _View:
         if self.draw and not self.as_json:
             self._stop_live()
             console.print(result.source, style="bold", markup=False)
+            if result.note:
+                console.print(f"note: {result.note}", style="yellow", markup=False, soft_wrap=True)
             _draw(tasks.get(result.task), result.solution)
 
     def on_task_start(self, task, puzzles: list, rows: int, more: bool) -> None:

@@ -19,7 +19,6 @@ evaluation runs halt_max_steps). ``trace=True`` keeps every step's decoded answe
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import sys
@@ -39,8 +38,6 @@ from hrm_mlx.models import act
 from hrm_mlx.tasks.base import Answer
 from hrm_mlx.tasks.formats import is_csv_header, lines_from
 from hrm_mlx.trace import Recorder, TraceStep, token_confidence
-
-log = logging.getLogger(__name__)  # notes on puzzles; the command line shows them on stderr
 
 STOP_RULES = {
     "stable": "stop a puzzle once its answer has not changed for two steps and its halt head says halt",
@@ -345,14 +342,16 @@ class Result:
     task: str | None
     solution: Solution | None = None
     error: str | None = None
+    note: str | None = None  # what the task's exact solver says of the puzzle (a Sudoku with several solutions)
 
     def to_json(self) -> dict:
-        """The puzzle's record: verdict, steps, halting confidence, the answer as the task writes it (ARC: the
-        attempts) and, when traced, every step."""
+        """The puzzle's record: verdict, the exact solver's note, steps, halting confidence, the answer as the task
+        writes it (ARC: the attempts) and, when traced, every step."""
         if self.solution is None:
             return {"source": self.source, "task": self.task, "error": self.error}
         s = self.solution
         record = {"source": self.source, "task": self.task, "solved": s.solved, "reason": s.reason,
+                  **({"note": self.note} if self.note else {}),
                   "steps": s.steps, "halt_confidence": [round(c, 4) for c in s.halt_confidence]}
         if s.attempts is None:
             record["answer"] = tasks.get(self.task).to_text(s.answer)
@@ -668,12 +667,10 @@ class _TaskRun:
         if self.answers_text is not None and found.answers_file and labelled:
             puzzles = found.attach_answers([puzzle for _, puzzle in labelled], self.answers_text)
             labelled = [(label, puzzle) for (label, _), puzzle in zip(labelled, puzzles)]
-        good = []
+        good, notes = [], []
         for label, puzzle in labelled:
             try:
-                note = self.solver.validate(puzzle)
-                if note:
-                    log.warning("%s: %s", label, note)
+                notes.append(self.solver.validate(puzzle))
                 good.append((label, puzzle))
             except HrmMlxError as error:
                 report.on_result(Result(label, found.name, error=f"{label}: {error}"))
@@ -690,7 +687,7 @@ class _TaskRun:
             self.steps += solution.steps
             if self.kept is not None:
                 self.kept.append(solution)
-            report.on_result(Result(good[index][0], found.name, solution))
+            report.on_result(Result(good[index][0], found.name, solution, note=notes[index]))
         self.seconds += time.perf_counter() - start
 
     def summary(self, submission: Path | None) -> TaskSummary:
