@@ -112,6 +112,29 @@ def test_split_swiglu_gives_the_same_values_and_close_gradients(monkeypatch):
         np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)
 
 
+def test_folded_prefix_pooling_gives_close_values_and_gradients(monkeypatch):
+    mx.random.seed(4)
+    pool = layers.PrefixPool(64, 4)
+    x = mx.random.normal((3, 1 + 81, 64))
+
+    def value_and_grads():
+        def loss(params, x):
+            pool.update(params)
+            return (pool(x[:, :1], x) * x[:, :1]).sum()
+        value, grads = mx.value_and_grad(loss, argnums=(0, 1))(pool.trainable_parameters(), x)
+        return np.array(pool(x[:, :1], x)), [np.array(g) for _, g in tree_flatten(grads)]
+
+    monkeypatch.setenv(speed.SWITCH, "1")
+    assert speed.fold_pool_projections() == (mx.default_device() == mx.cpu)
+    fast_out, fast_grads = value_and_grads()
+    monkeypatch.setenv(speed.SWITCH, "0")
+    plain_out, plain_grads = value_and_grads()
+    np.testing.assert_allclose(fast_out, plain_out, rtol=1e-5, atol=1e-6)
+    assert len(fast_grads) == len(plain_grads) == 4  # three weights and the input
+    for fast, plain in zip(fast_grads, plain_grads):
+        np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)
+
+
 def test_row_groups_follow_cores_and_batch(monkeypatch):
     monkeypatch.setenv(speed.SWITCH, "1")
     monkeypatch.setattr(speed, "cores", lambda: 4)

@@ -353,12 +353,19 @@ class PrefixPool(nn.Module):
         self.o_proj = CastedLinear(hidden_size, hidden_size)
 
     def __call__(self, queries: mx.array, keys: mx.array) -> mx.array:
-        B, Sq, _ = queries.shape
+        B, Sq, D = queries.shape
         Sk = keys.shape[1]
-        q = self.q_proj(queries).reshape(B, Sq, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-        kv = self.kv_proj(keys).reshape(B, Sk, 2 * self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-        k, v = mx.split(kv, 2, axis=1)
-        out = attention(q, k, v, 1.0 / math.sqrt(self.head_dim))
+        H, d, scale = self.num_heads, self.head_dim, 1.0 / math.sqrt(self.head_dim)
+        q = self.q_proj(queries).reshape(B, Sq, H, d).transpose(0, 2, 1, 3)
+        if speed.fold_pool_projections():  # the projections moved to the few queries' side (hrm_mlx.speed)
+            w_k, w_v = mx.split(self.kv_proj.weight.astype(keys.dtype), 2)
+            shared = keys[:, None]  # [B, 1, Sk, D]: one set of keys and values for every head
+            pooled = attention(q @ w_k.reshape(H, d, D), shared, shared, scale)  # [B, H, Sq, D]
+            out = pooled @ w_v.reshape(H, d, D).swapaxes(1, 2)
+        else:
+            kv = self.kv_proj(keys).reshape(B, Sk, 2 * H, d).transpose(0, 2, 1, 3)
+            k, v = mx.split(kv, 2, axis=1)
+            out = attention(q, k, v, scale)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, Sq, -1))
 
 
