@@ -40,6 +40,7 @@ def convert(
     max_shard_size: str = typer.Option("2GB", "--max-shard-size", metavar="SIZE", help="Largest safetensors file; "
                                        "bigger models are sharded."),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as one JSON object on stdout."),
+    json_out: Path = typer.Option(None, "--out", metavar="FILE", help=output.OUT_HELP + " The model folder is OUT."),
 ) -> None:
     """Convert an HRM or TRM checkpoint (official, a reproduction's, nano-trm's; PyTorch, read without torch) into
     an MLX model folder."""
@@ -47,10 +48,12 @@ def convert(
 
     if dtype is not None and dtype not in io.folders.DTYPES:
         raise HrmMlxError(f"--dtype must be one of {', '.join(io.folders.DTYPES)}, not {dtype!r}")
+    output.check_folder("--out", json_out)
     summary = io.convert(src, out, dtype=dtype, config=config, task=task, seq_len=seq_len, identifiers=identifiers,
                          revision=revision, max_shard_size=io.parse_size(max_shard_size))
+    with output.Records(as_json, json_out) as records:
+        records.emit(summary)
     if as_json:
-        output.Records(True, None).emit(summary)
         return
     files = summary["files"]
     shards = [f for f in files if f.startswith("model-")]

@@ -18,15 +18,17 @@ def upload(
     message: str = typer.Option(None, "--message", metavar="TEXT", show_default="Upload <FAMILY> model with hrm-mlx",
                                 help="Commit message."),
     as_json: bool = typer.Option(False, "--json", help="Print the folder, repo and URL as one JSON object on stdout."),
+    out: Path = typer.Option(None, "--out", metavar="FILE", help=output.OUT_HELP),
 ) -> None:
     """Upload a model folder to the Hugging Face Hub in one commit; its card's usage block names the repo.
     Needs a token with write access (`hf auth login` or HF_TOKEN)."""
     from hrm_mlx import publish
 
+    output.check_folder("--out", out)
     url = publish.upload(folder, repo, private=private, message=message)
-    if as_json:
-        output.Records(True, None).emit({"folder": str(folder), "repo": repo, "url": str(url)})
-    else:
+    with output.Records(as_json, out) as records:
+        records.emit({"folder": str(folder), "repo": repo, "url": str(url)})
+    if not as_json:
         console.print(f"uploaded {folder} to {repo}: {url}", markup=False)
 
 

@@ -402,6 +402,24 @@ def test_convert_command_prints_summary(tmp_path, capsys, monkeypatch):
     assert io.read_config(tmp_path / "out")["seq_len"] == 16
 
 
+def test_convert_json_on_stdout_and_out_file(tmp_path, capsys, monkeypatch):
+    cli_main._register()
+    monkeypatch.setattr(cli_main, "_register", lambda *argv: None)
+    monkeypatch.setattr(sys, "argv", ["hrm-mlx", "convert", str(official_folder(tmp_path / "src")),
+                                      str(tmp_path / "model"), "--seq-len", "16", "--json", "--out",
+                                      str(tmp_path / "c.json")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main()
+    printed = json.loads(capsys.readouterr().out)
+    assert exit_info.value.code == 0 and printed["output"] == str(tmp_path / "model") and printed["params"] > 0
+    assert json.loads((tmp_path / "c.json").read_text()) == printed
+    code, err = run_cli(["convert", tmp_path / "src", tmp_path / "again", "--out", tmp_path / "no" / "c.json"],
+                        capsys, monkeypatch)
+    assert_one_line_error(code, err, "--out")
+    assert not (tmp_path / "again").exists()  # refused before converting
+
+
 class _Payload:
     def __init__(self, marker: Path):
         self.marker = marker

@@ -3,6 +3,7 @@ against a stand-in Hub client that commits into a local folder (no network here)
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -124,6 +125,10 @@ def test_upload_command_and_its_errors(tmp_path, capsys, monkeypatch):
 
     code, out = run(tmp_path / "model", "me/m", "--message", "first")
     assert code == 0 and "uploaded" in out.out and local.calls[-1] == ("create_commit", "me/m", "first")
+    code, out = run(tmp_path / "model", "me/m", "--json", "--out", tmp_path / "u.json")
+    printed = json.loads(out.out)
+    assert code == 0 and printed["repo"] == "me/m" and printed["url"].startswith("https://huggingface.co/me/m")
+    assert json.loads((tmp_path / "u.json").read_text()) == printed
     for args, message in (((tmp_path / "model", "not a repo"), "not a Hugging Face repo id"),
                           ((tmp_path / "model", "noowner"), "name the owner too"),
                           ((tmp_path / "nothing", "me/m"), "not a model folder")):
