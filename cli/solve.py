@@ -57,7 +57,7 @@ class _View:
             self.results.append(result)
         if self.draw and not self.as_json:
             self._stop_live()
-            console.print(result.source, style="bold", markup=False)
+            console.print(result.source, style="bold", markup=False, soft_wrap=True)
             if result.note:
                 console.print(f"note: {result.note}", style="yellow", markup=False, soft_wrap=True)
             _draw(tasks.get(result.task), result.solution)

@@ -4,6 +4,7 @@ a new user met (a run folder as --model, a missing TMPDIR, large and streamed in
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from hrm_mlx import solve as pipeline
 from hrm_mlx.cli.main import _register, app
 from hrm_mlx.models import build
 from hrm_mlx.tasks import maze, sudoku
-from test_solve import MAZE, answers, sudoku_model, tiny_config  # noqa: F401 (sudoku_model: a fixture)
+from test_solve import MAZE, answers, maze_model, sudoku_model, tiny_config  # noqa: F401 (models: fixtures)
 from user_errors import assert_one_line_error
 
 _register()
@@ -62,6 +63,18 @@ def test_list_recipes_keeps_each_recipe_apart():
     listed = cli("train", "--list-recipes").stdout
     paragraphs = [block for block in listed.split("\n\n") if block.strip()]
     assert len(paragraphs) >= 10 and all(len(block.strip().splitlines()[0].split()) == 1 for block in paragraphs)
+
+
+def test_lines_are_not_wrapped_and_digits_in_paths_not_coloured(tmp_path, maze_model):
+    path = tmp_path / "run-2026" / "maze-15.txt"
+    path.parent.mkdir()
+    path.write_text(MAZE)
+    result = cli("solve", path, "--model", maze_model, "--max-steps", "30", "--stop", "never",
+                 env={"FORCE_COLOR": "1", "COLUMNS": "80"})  # colours as on a terminal
+    assert result.returncode == 1, result.stderr
+    assert str(path) in result.stdout  # no colour codes around the digits inside the path
+    [line] = [line for line in result.stdout.splitlines() if "halting confidence per step:" in line]
+    assert len(re.findall(r"\d\.\d\d", line.split("per step:")[1])) == 30  # 30 steps on one line, not wrapped
 
 
 # -- doctor and the environment ------------------------------------------------------------------------------------
