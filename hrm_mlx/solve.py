@@ -186,7 +186,7 @@ class Solver:
 
             shipped = shipped_model(self.task.name)
             if io.load(shipped)[0].runs_at_any_size:
-                hint += f", as the shipped {self.task.name} model does ({shipped}, the default without --model)"
+                hint += f", as the shipped {self.task.name} model does ({shipped}, what solves when no model is named)"
         except HrmMlxError:
             pass
         return hint

@@ -54,6 +54,15 @@ def tiny_recipe(tmp_path):
     return path
 
 
+def test_bench_json_on_stdout_and_no_training_note_without_training(tmp_path):
+    result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
+                                 "--no-precision", "--no-train", "--no-recipes", "--no-first-answer", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # the tables and progress went to stderr
+    assert report["eval_step"]["compiled"]["ms_per_step"] > 0 and "train_step" not in report
+    assert "training step" not in result.output and not any("training" in note for note in report["model"]["notes"])
+
+
 @pytest.mark.slow
 def test_bench_times_eval_and_training_steps_compiled_and_eager(tmp_path):
     report = run_bench(tmp_path, "--model", "maze-cpu", "--no-precision")

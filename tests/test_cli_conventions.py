@@ -227,6 +227,7 @@ def test_a_maze_beyond_the_canvas_names_the_models_that_take_it(tmp_path):
     result = cli("solve", tmp_path / "big.txt", "--model", folder)
     assert_one_line_error(result.returncode, result.stderr, "15x15")
     assert "9x9" in result.stderr and "the shipped maze model" in result.stderr
+    assert " --" not in result.stderr  # the library's message names no command-line option
 
 
 def pipeline_root():

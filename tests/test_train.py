@@ -254,9 +254,10 @@ def test_a_run_writes_metrics_checkpoints_plot_and_a_loadable_model(reference_ru
     ema = mx.load(str(run / "checkpoints" / "step_00000012" / "train_state.safetensors"))
     np.testing.assert_array_equal(np.array(model.lm_head.weight), np.array(ema["ema.lm_head.weight"]))
     # It evaluates on its own held-out split and solves through the solve command.
-    result = cli("eval", "--model", str(run / "model"), "--out", str(root / "eval.json"), env=env)
+    result = cli("eval", "--model", str(run / "model"), "--json", "--out", str(root / "eval.json"), env=env)
     assert result.returncode in (0, 1), result.stderr  # 1: some puzzles not solved
     report = json.loads((root / "eval.json").read_text())
+    assert json.loads(result.stdout) == report and result.returncode == (0 if report["solved"] == 1 else 1)
     assert report["count"] == 8 and 0 <= report["exact_accuracy"] <= 1 and report["act_steps"] <= 3
     assert report["solved"] >= report["exact_accuracy"]
     maze_file = root / "maze.txt"
