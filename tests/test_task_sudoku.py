@@ -420,3 +420,24 @@ def test_the_exact_check_tells_puzzles_without_or_with_several_solutions():
     assert sudoku._run_search(grid_of(INKALA), 2, budget=sudoku.CHECK_BUDGET, compiled=False)[0] == -1
     assert sudoku.TASK.exact_check(sudoku.SudokuPuzzle(grid_of(INKALA))) is None
     assert sudoku.count_solutions(grid_of(INKALA)) == 1
+
+
+# --- drawing ------------------------------------------------------------------------------------------------------
+
+
+def test_an_answer_is_drawn_beside_its_puzzle_so_givens_stand_apart_without_colours():
+    from hrm_mlx import tasks
+
+    [puzzle] = sudoku.parse(PUZZLE)
+    [picture] = tasks.get("sudoku").pictures(puzzle, grid_of(SOLUTION))
+    assert picture.caption.split() == ["puzzle", "answer"]
+    digit_rows = [row for row in picture.rows if any(text.strip().isdigit() for text, _ in row)]
+    assert len(digit_rows) == 9
+    for r, row in enumerate(digit_rows):
+        text = "".join(cell for cell, _ in row)
+        left, right = text[:len(text) // 2], text[len(text) // 2:]
+        assert "".join(ch for ch in left if ch in "123456789.") == PUZZLE[9 * r:9 * r + 9].replace("0", ".")
+        assert "".join(ch for ch in right if ch.isdigit()) == SOLUTION[9 * r:9 * r + 9]
+        # on a terminal the answer's givens are bold and the model's digits cyan
+        styles = [style for cell, style in row if cell.strip().isdigit()][-9:]
+        assert styles == ["bold" if PUZZLE[9 * r + c] != "0" else "cyan" for c in range(9)]

@@ -805,8 +805,20 @@ class SudokuTask(Task):
     def puzzle_from_tokens(self, tokens: np.ndarray) -> SudokuPuzzle:
         return SudokuPuzzle(decode(tokens))
 
-    def grid_picture(self, puzzle: SudokuPuzzle, grid: np.ndarray, changed=frozenset()) -> Picture:
-        """Givens bold, digits the model filled cyan, a missing digit red, changed cells reversed; boxes dim."""
+    def pictures(self, puzzle: SudokuPuzzle, answer: np.ndarray, attempts=None) -> list[Picture]:
+        """The puzzle beside the answer: the givens stand apart from the model's digits also where there are no
+        colours (a pipe, a log file, NO_COLOR)."""
+        left = self.grid_picture(puzzle, puzzle.grid, blank="dim").rows
+        right = self.grid_picture(puzzle, answer).rows
+        widths = [sum(len(text) for text, _ in row) for row in left]  # box borders are a cell shorter
+        width = max(widths) + 3
+        rows = [a + [(" " * (width - w), "")] + b for a, w, b in zip(left, widths, right)]
+        return [Picture(rows, caption="puzzle".ljust(width) + "answer")]
+
+    def grid_picture(self, puzzle: SudokuPuzzle, grid: np.ndarray, changed=frozenset(), *,
+                     blank: str = "red") -> Picture:
+        """Givens bold, digits the model filled cyan, an empty cell in the ``blank`` style (red: a digit the
+        answer lacks), changed cells reversed; boxes dim."""
         side = puzzle.grid.shape[0]
         box_rows, box_cols = BOXES[side]
         stacks = side // box_cols
@@ -821,7 +833,7 @@ class SudokuTask(Task):
                     row.append(("| ", "dim"))
                 given = int(puzzle.grid[r, c])
                 value = given or int(grid[r, c])
-                style = "bold" if given else ("cyan" if value else "red")
+                style = "bold" if given else ("cyan" if value else blank)
                 row += [(str(value) if value else ".", style + (" reverse" if (r, c) in changed else "")), (" ", "")]
             rows.append(row)
         return Picture(rows)
