@@ -122,9 +122,9 @@ def _command():
 
 
 def main() -> None:
-    _register(sys.argv[1:])
     with _library_notes_on_stderr():
         try:
+            _register(sys.argv[1:])  # imports the command's module: the first second of a run, Ctrl-C included
             if {"--help", "--version"}.isdisjoint(sys.argv[1:]) and len(sys.argv) > 1:
                 _check_environment()
             _command()(prog_name="hrm-mlx")

@@ -66,3 +66,16 @@ def test_library_notes_reach_stderr_only_while_a_command_runs(monkeypatch):
     monkeypatch.setattr(sys, "stderr", now)
     logging.getLogger("hrm_mlx.solve").warning("a later note")
     assert "Logging error" not in now.getvalue() and "hrm-mlx:" not in now.getvalue()
+
+
+def test_ctrl_c_while_a_command_is_being_loaded_exits_130_without_a_traceback(monkeypatch, capsys):
+    from hrm_mlx.cli import main as cli_main
+
+    def interrupted(argv):
+        raise KeyboardInterrupt  # Ctrl-C while the command's module (and mlx, numpy) is being imported
+
+    monkeypatch.setattr(cli_main, "_register", interrupted)
+    monkeypatch.setattr(sys, "argv", ["hrm-mlx", "solve", "x.txt"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main()
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "hrm-mlx: interrupted\n"
