@@ -54,6 +54,7 @@ def tiny_recipe(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_bench_json_on_stdout_and_no_training_note_without_training(tmp_path):
     result = runner.invoke(app, ["bench", "--model", str(tiny_recipe(tmp_path)), "--batch", "2", "--trials", "1",
                                  "--no-precision", "--no-train", "--no-recipes", "--no-first-answer", "--json"])

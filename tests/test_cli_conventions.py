@@ -43,6 +43,7 @@ def records(text: str) -> list[dict]:
 # -- help and version -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_version_and_help_words():
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("hrm-mlx 0.")
@@ -65,6 +66,7 @@ def test_list_recipes_keeps_each_recipe_apart():
     assert len(paragraphs) >= 10 and all(len(block.strip().splitlines()[0].split()) == 1 for block in paragraphs)
 
 
+@pytest.mark.slow
 def test_lines_are_not_wrapped_and_digits_in_paths_not_coloured(tmp_path, maze_model):
     path = tmp_path / "run-2026" / "maze-15.txt"
     path.parent.mkdir()
@@ -86,6 +88,7 @@ def test_doctor_refuses_sizes_too_small_to_measure(size):
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--size" in result.stderr
 
 
+@pytest.mark.slow
 def test_doctor_json_on_stdout_and_out_file(tmp_path):
     result = cli("doctor", "--size", "128", "--json", "--out", tmp_path / "d.json")
     assert result.returncode == 0, result.stderr
@@ -104,6 +107,7 @@ def test_a_missing_tmpdir_is_a_one_line_error(tmp_path):
 # -- solve: exit codes, JSON, streaming ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_solve_exit_codes_and_a_summary_record(tmp_path, sudoku_model):
     easy = tmp_path / "easy.txt"
     easy.write_text(sudoku_lines(1)[0])
@@ -138,6 +142,7 @@ def test_json_lines_are_flushed_as_answers_come_and_out_keeps_them_when_interrup
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results")]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_limit_stdin_and_the_list_of_failures(tmp_path, sudoku_model):
     text = "\n".join(sudoku_lines(8))
     result = runner.invoke(app, ["solve", "-", "--model", str(sudoku_model), "--limit", "6"], input=text)
@@ -149,6 +154,7 @@ def test_limit_stdin_and_the_list_of_failures(tmp_path, sudoku_model):
     assert [r["source"] for r in answers(listed.output)] == [f"stdin#{n}" for n in range(1, 9)]
 
 
+@pytest.mark.slow
 def test_csv_rows_take_their_source_names_and_a_folder_takes_what_naming_takes(tmp_path, sudoku_model):
     lines = sudoku_lines(3)
     folder = tmp_path / "p"
@@ -168,6 +174,7 @@ def test_csv_rows_take_their_source_names_and_a_folder_takes_what_naming_takes(t
     assert [r["source"] for r in answers(direct.output)] == [str(folder / "two.dat")]
 
 
+@pytest.mark.slow
 def test_a_large_input_is_solved_as_it_is_read(tmp_path, monkeypatch, sudoku_model):
     monkeypatch.setattr(pipeline, "PART", 2_000)
     monkeypatch.setattr(pipeline, "STREAM_ABOVE", 4_000)
