@@ -260,6 +260,9 @@ def test_a_run_writes_metrics_checkpoints_plot_and_a_loadable_model(reference_ru
     assert json.loads(result.stdout) == report and result.returncode == (0 if report["solved"] == 1 else 1)
     assert report["count"] == 8 and 0 <= report["exact_accuracy"] <= 1 and report["act_steps"] <= 3
     assert report["solved"] >= report["exact_accuracy"]
+    # The README's numbers are the runs' own evaluations, which `hrm-mlx eval --model RUN_DIR` repeats.
+    again = cli("eval", "--model", str(run), "--json", env=env)
+    assert json.loads(again.stdout)["exact_accuracy"] == report["exact_accuracy"] == evals[-1]["exact_accuracy"]
     maze_file = root / "maze.txt"
     maze_file.write_text("#####\n#S  #\n### #\n#G  #\n#####\n")
     solved = cli("solve", "--model", str(run / "model"), str(maze_file), env=env)
