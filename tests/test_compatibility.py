@@ -54,7 +54,7 @@ def arrays(folder: Path) -> dict:
 def test_a_run_of_an_older_version_resumes_to_the_same_arrays(speed_paths, tmp_path, user_env):
     """In a new process, as `hrm-mlx train --resume` starts (not with what an earlier test's runtime.configure()
     set in this process): bitwise on the plain path, which the old run took; the CPU speed paths (hrm_mlx.speed) sum
-    gradients over row groups, which rounds in the last bits. Both runs keep mx.compile off (as the fixture was
+    gradients over row groups and reorder the prefix pooling's matmuls, which rounds in the last bits. Both runs keep mx.compile off (as the fixture was
     made): JIT-built kernels depend on the compiler flags (the old version built with -march=native) and on the
     build of a kernel of the same name that the shared cache $TMPDIR/mlx happens to hold, so a compiled comparison
     held only on a machine whose cache the old version had filled."""
@@ -72,8 +72,10 @@ def test_a_run_of_an_older_version_resumes_to_the_same_arrays(speed_paths, tmp_p
     for key in theirs:
         if speed_paths == "0" or theirs[key].dtype.kind in "biu":
             np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
-        else:
-            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        else:  # the carry's states went through 12 steps of 8 blocks and a prefix pooling whose projections the
+            # speed paths apply in another order: last-bit differences grow there (as in test_speed)
+            atol = 1e-5 if key.startswith("carry/") else 1e-6
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=atol, err_msg=key)
     state = json.loads((run / "checkpoints" / "step_00000012" / "state.json").read_text())
     assert state["loader"] == json.loads((OLD / "expected_step_12" / "state.json").read_text())["loader"]
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()][-2:] == [12, 12]
