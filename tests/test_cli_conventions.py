@@ -124,6 +124,7 @@ def test_solve_exit_codes_and_a_summary_record(tmp_path, sudoku_model):
     assert any(record.get("error") for record in records(batch.stdout))
 
 
+@pytest.mark.slow
 def test_json_lines_are_flushed_as_answers_come_and_out_keeps_them_when_interrupted(tmp_path, sudoku_model):
     puzzles = tmp_path / "many.txt"
     puzzles.write_text("\n".join(sudoku_lines(40) * 100))

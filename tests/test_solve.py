@@ -399,6 +399,7 @@ def test_an_arc_task_file_is_the_task_its_name_says(tmp_path, arc_model):
     assert record["source"] == str(tmp_path / "abc123.json") and len(record["attempts"]) == 1, result.output
 
 
+@pytest.mark.slow
 def test_copies_run_only_for_puzzles_whose_own_answer_fails_the_check(monkeypatch):
     """A puzzle solved alone costs one row; one whose answer fails the check gets all its versions, which vote with
     the first answer exactly as when every version runs; progress still counts every row of ``rows``."""
