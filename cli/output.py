@@ -29,7 +29,9 @@ def check_folder(option: str, path: Path | None) -> None:
 
 class Records:
     """The JSON of one command: ``emit(record)`` prints it as one line on stdout (``--json``) and writes it to the
-    ``--out`` file, both flushed at once, so a reader (or an interruption) sees every record emitted so far."""
+    ``--out`` file, both flushed at once, so a reader (or an interruption) sees every record emitted so far. The
+    file is replaced from the first record on: a command that fails before it has one leaves an existing file
+    as it was."""
 
     def __init__(self, to_stdout: bool, out: Path | None):
         check_folder("--out", out)
@@ -38,14 +40,14 @@ class Records:
         self._handle = None
 
     def __enter__(self) -> "Records":
-        if self.out is not None:
-            from hrm_mlx import atomic
-
-            self._handle = self._files.enter_context(atomic.lines(self.out.expanduser()))
         return self
 
     def emit(self, record: dict) -> None:
         line = json.dumps(record)
+        if self.out is not None and self._handle is None:
+            from hrm_mlx import atomic
+
+            self._handle = self._files.enter_context(atomic.lines(self.out.expanduser()))
         # the file first: a reader who saw a line on stdout (and then interrupts) finds it in the file too
         if self._handle is not None:
             self._handle.write(line + "\n")

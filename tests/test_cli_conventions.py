@@ -242,3 +242,21 @@ def pipeline_root():
     from pathlib import Path
 
     return Path(__file__).parent.parent
+
+
+def test_out_file_is_kept_when_a_command_fails_before_its_first_record(tmp_path):
+    """--out FILE replaces an existing file only once there is something to write: a measurement that fails before
+    its record (doctor, bench) leaves the old file as it was; one that fails later keeps the records so far."""
+    from hrm_mlx.cli import output
+
+    out = tmp_path / "doctor.json"
+    out.write_text('{"old": true}\n')
+    with pytest.raises(RuntimeError):
+        with output.Records(False, out):
+            raise RuntimeError("the measurement failed")
+    assert out.read_text() == '{"old": true}\n'
+    with pytest.raises(RuntimeError):
+        with output.Records(False, out) as records:
+            records.emit({"new": 1})
+            raise RuntimeError("interrupted after one record")
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"new": 1}]
