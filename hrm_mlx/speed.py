@@ -24,7 +24,7 @@ import os
 from typing import Callable
 
 import mlx.core as mx
-from mlx.utils import tree_map
+from mlx.utils import tree_flatten, tree_map
 
 SWITCH = "HRM_MLX_SPEED"
 MIN_GROUP_ROWS = 8  # below this a row group's matmuls get too small to pay for another stream
@@ -67,7 +67,7 @@ def by_row_groups(fn: Callable, groups: int, *trees):
     """``[fn(*rows of trees) for each group]``: the leading axis of every array in ``trees`` is cut into
     ``groups`` near-equal slices, and group i runs on CPU stream i (None leaves pass through). The caller
     combines the results (``join_rows``, ``sum_groups``)."""
-    size = next(a for tree in trees for a in _leaves(tree)).shape[0]
+    size = next(a for _, a in tree_flatten(trees) if a is not None).shape[0]
     bounds = [size * i // groups for i in range(groups + 1)]
     results = []
     for stream, lo, hi in zip(_streams_for(groups), bounds, bounds[1:]):
@@ -79,17 +79,6 @@ def by_row_groups(fn: Callable, groups: int, *trees):
 
 def _is_none(a) -> bool:
     return a is None
-
-
-def _leaves(tree):
-    if isinstance(tree, (list, tuple)):
-        for item in tree:
-            yield from _leaves(item)
-    elif isinstance(tree, dict):
-        for item in tree.values():
-            yield from _leaves(item)
-    elif tree is not None:
-        yield tree
 
 
 def join_rows(parts: list):
